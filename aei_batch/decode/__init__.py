@@ -1,0 +1,1 @@
+"""Decoders: containers to analysis-ready arrays."""

@@ -1,0 +1,1 @@
+"""Models: the card, safe artifact formats, and the estimators."""

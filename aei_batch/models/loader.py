@@ -1,0 +1,71 @@
+"""Load a model directory once per worker and predict 8-class probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aei_batch.errors import ModelError
+from aei_batch.features import FeatureSet, get_feature_set
+from aei_batch.models.card import ArtifactInfo, ModelCard, load_card, materialise, verify_artifact
+
+
+@dataclass
+class LoadedModel:
+    """A verified model ready to predict: card, feature set and the chosen classifier."""
+
+    card: ModelCard
+    name: str
+    feature_set: FeatureSet
+    classifier: Any
+
+    @property
+    def version(self) -> str:
+        return self.card.model_version
+
+    def predict_proba8(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classifier.predict_proba8(X), dtype=np.float64)
+
+
+def _load_classifier(local_dir: Any, name: str, art: ArtifactInfo) -> Any:
+    from aei_batch.models.tabular import SklearnClassifier, XGBoostClassifier
+
+    path = verify_artifact(local_dir, art)
+    try:
+        if art.kind == "xgboost":
+            return XGBoostClassifier.load(name, path, art.classes)
+        if art.kind == "sklearn":
+            return SklearnClassifier.load(name, path)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"cannot load model {name} from {path.name}: {type(exc).__name__}: {exc}") from None
+    raise ModelError(f"model {name} has unknown kind {art.kind!r}")
+
+
+def check_feature_hash(card: ModelCard) -> FeatureSet:
+    """The extractor this code would run must be the one the model was trained on."""
+    fs_info = card.feature_set
+    fs = get_feature_set(str(fs_info.get("name")))
+    if fs.param_hash != fs_info.get("hash"):
+        raise ModelError(
+            f"model was trained on feature set {fs_info.get('name')} with hash {fs_info.get('hash')}, "
+            f"but this aei_batch computes hash {fs.param_hash}",
+            hint="retrain the model with this version of aei_batch (features changed since it was trained)",
+        )
+    return fs
+
+
+def load_model(model_dir: str, name: str | None = None) -> LoadedModel:
+    """Verify and load `name` (default: the card's default model) from a local or s3:// model directory."""
+    local = materialise(model_dir)
+    card = load_card(local)
+    fs = check_feature_hash(card)
+    chosen = name or card.default_model
+    if chosen not in card.models:
+        raise ModelError(
+            f"model {chosen!r} not in {model_dir}", hint=f"choose one of: {', '.join(sorted(card.models))}"
+        )
+    return LoadedModel(card, chosen, fs, _load_classifier(local, chosen, card.models[chosen]))

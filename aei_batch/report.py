@@ -1,0 +1,59 @@
+"""Human-facing summaries: what a run did, what training measured."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from aei_batch.models.card import ModelCard
+    from aei_batch.pipeline import RunSummary
+
+console = Console()
+
+
+def print_run_summary(s: RunSummary) -> None:
+    t = Table(title=f"run {s.run_id}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("source", s.source)
+    t.add_row("model", s.model)
+    t.add_row("files", str(s.files))
+    t.add_row("scored", str(s.scored))
+    t.add_row("errors", f"{s.errors} ({s.error_rate:.1%})")
+    for code, n in sorted(s.error_codes.items()):
+        t.add_row("", f"{code}: {n}")
+    t.add_row("time", f"{s.seconds:.1f} s ({s.files_per_s:.1f} files/s)")
+    if s.emotions:
+        top = sorted(s.emotions.items(), key=lambda kv: -kv[1])
+        t.add_row("predicted", ", ".join(f"{e} {n}" for e, n in top))
+    t.add_row("table", s.destination)
+    console.print(t)
+    if s.error_rate > s.max_error_rate:
+        console.print(
+            f"[red]error share {s.error_rate:.1%} is over --max-error-rate {s.max_error_rate:.1%}: exit 3[/red] "
+            "(rows were committed; see error_code/error_message in the table)"
+        )
+
+
+def print_train_summary(card: ModelCard, model_dir: str) -> None:
+    tr = card.training
+    console.print(
+        f"trained on {tr['n_train']} files from actors {tr['train_actors']}; "
+        f"held out {tr['n_heldout']} files from actors {tr['holdout_actors'] or 'none'}"
+    )
+    t = Table(title="held-out accuracy (actors never seen in training)", title_justify="left")
+    for col in ("model", "accuracy", "95% CI", "UAR", "macro-F1", "fit s"):
+        t.add_column(col)
+    for name, art in card.models.items():
+        h = art.heldout
+        if h:
+            lo, hi = h["accuracy_ci95"]
+            t.add_row(name + (" *" if name == card.default_model else ""), f"{h['accuracy']:.3f}",
+                      f"{lo:.3f}-{hi:.3f}", f"{h['uar']:.3f}", f"{h['macro_f1']:.3f}", str(art.params.get("fit_seconds")))
+        else:
+            t.add_row(name, "n/a", "", "", "", str(art.params.get("fit_seconds")))
+    console.print(t)
+    console.print(f"model directory: {model_dir} (version {card.model_version}; * = default model)")
