@@ -37,12 +37,17 @@ def trained_model(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One embedded local Ray for the whole session (2 CPUs), shut down at the end."""
+def ray_local(s3_server):
+    """One embedded local Ray for the whole session (2 CPUs), shut down at the end.
+
+    Ray workers inherit the driver's environment when Ray starts, so the test S3 server's endpoint and
+    credentials are exported for the whole session first (as a user's shell would have them).
+    """
     import ray
 
     from aei_batch.runners.ray_runner import ensure_ray
 
+    os.environ.update(s3_server.env())
     ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()

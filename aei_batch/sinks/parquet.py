@@ -1,9 +1,14 @@
-"""A Parquet predictions table, partitioned by run date, published atomically per run.
+"""A plain Parquet export of the predictions table, Hive-partitioned by run date (`run_date=YYYY-MM-DD/`).
 
-Rows stream into one staging file on local disk while the run goes on. `commit()` publishes it as
-`<output>/run_date=YYYY-MM-DD/part-<run_id>.parquet` with one atomic step: an `os.replace` on local
-disk, one PUT on S3 (an object is invisible until its upload completes). Until then nothing is
-visible in the table, so an interrupted run leaves no partial output; `abort()` removes the staging.
+Rows stream into one staging file on local disk while the run goes on; nothing is visible before
+`commit()`, so an interrupted run leaves no partial output; `abort()` removes the staging.
+
+`commit()` keeps one row per key (uri, etag, model_version), like the Iceberg table: it rewrites this
+run's partition as `part-<run_id>.parquet` (its surviving rows + this run's rows), rewrites the older
+partitions that hold rows this run scored again, then deletes the files it replaced. Each file appears
+atomically (`os.replace` locally, one PUT on S3), but the commit as a whole is NOT atomic across files:
+a reader in the middle may see a row twice, and a crash in the middle leaves duplicates that the next
+commit removes (the latest `scored_at` per key wins). Use the Iceberg table where that matters.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aei_batch import storage
-from aei_batch.records import PREDICTIONS_SCHEMA
+from aei_batch import storage, tables
+from aei_batch.records import COL, PREDICTIONS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +36,10 @@ def partition_path(output: str, run_date: str, run_id: str) -> str:
 class ParquetSink:
     """Stage rows locally, publish once."""
 
-    def __init__(self, output: str, run_id: str, run_date: str) -> None:
+    def __init__(self, output: str, run_id: str, run_date: str, *, mode: str = tables.DEFAULT_MODE) -> None:
         self.output = output
+        self.mode = tables.validate_mode(mode)
+        self.replaced = 0
         self.run_id = run_id
         self.run_date = run_date
         self._dir = Path(tempfile.mkdtemp(prefix=f"aei-staging-{run_id}-"))
@@ -46,23 +54,57 @@ class ParquetSink:
         self._writer.write_table(table.cast(PREDICTIONS_SCHEMA))
         self.rows += table.num_rows
 
+    def existing_keys(self, model_version: str) -> pa.Table:
+        """Key, status and error code of the rows scored with `model_version` (for --incremental)."""
+        dataset = _dataset(self.output)
+        if dataset is None:
+            return pa.table({c: pa.array([], pa.string()) for c in tables.KEY_SCAN_COLUMNS})
+        import pyarrow.dataset as ds
+
+        return dataset.to_table(columns=list(tables.KEY_SCAN_COLUMNS),
+                                filter=ds.field(COL.model_version) == model_version)
+
     def commit(self) -> str:
-        """Publish the run's rows; returns where they are."""
+        """Publish the run's rows, replacing earlier rows with the same key; returns this run's file."""
         if self._writer is None:
             self.write(PREDICTIONS_SCHEMA.empty_table())
         assert self._writer is not None
         self._writer.close()
-        if storage.is_s3(self.destination):
-            bucket, key = storage.split_s3(self.destination)
-            storage.s3_client().upload_file(str(self._staging), bucket, key)
-        else:
-            dest = Path(self.destination)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            hidden = dest.parent / f".{dest.name}.inflight"  # same filesystem, so the rename is atomic
-            shutil.copyfile(self._staging, hidden)
-            os.replace(hidden, dest)
+        new_rows = pq.read_table(self._staging)
+        files = _partition_files(self.output)
+        meta_cols = [*tables.KEY_COLUMNS, COL.scored_at, COL.run_id, COL.run_date]
+        existing = _read_files(self.output, [f for fs in files.values() for f in fs], meta_cols)
+        plan = tables.plan_rewrite(existing, new_rows, self.mode, self.run_date)
+        self.replaced = plan.replaced
+        dates = set(plan.affected_dates)
+        if new_rows.num_rows or self.mode == tables.MODE_OVERWRITE_RUN_DATE:
+            dates.add(self.run_date)
+        published: list[str] = []
+        for day in sorted(dates):
+            old = _read_files(self.output, files.get(day, []), None)
+            kept = old.filter(pa.array(plan.keep_mask(old), pa.bool_())) if old.num_rows else old
+            rows = pa.concat_tables([kept, new_rows]) if day == self.run_date else kept
+            if rows.num_rows or day == self.run_date and new_rows.num_rows:
+                published.append(self._publish(rows, partition_path(self.output, day, self.run_id)))
+        _delete([f for day in dates for f in files.get(day, []) if f not in published])  # after publishing
         self._cleanup()
         return self.destination
+
+    def _publish(self, rows: pa.Table, dest_uri: str) -> str:
+        """Write `rows` as one Parquet file that appears atomically at `dest_uri`."""
+        local = self._dir / f"publish-{abs(hash(dest_uri))}.parquet"
+        rows = rows.select(PREDICTIONS_SCHEMA.names).cast(PREDICTIONS_SCHEMA)
+        pq.write_table(rows, local, compression="zstd")
+        if storage.is_s3(dest_uri):
+            bucket, key = storage.split_s3(dest_uri)
+            storage.s3_client().upload_file(str(local), bucket, key)
+        else:
+            dest = Path(dest_uri)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            hidden = dest.parent / f".{dest.name}.inflight"  # same filesystem, so the rename is atomic
+            shutil.copyfile(local, hidden)
+            os.replace(hidden, dest)
+        return dest_uri
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -71,6 +113,70 @@ class ParquetSink:
 
     def _cleanup(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _partition_files(output: str) -> dict[str, list[str]]:
+    """Published files by run date: `{ "2026-11-24": [uri, ...] }` (hidden and in-flight files left out)."""
+    root = output.rstrip("/")
+    found: dict[str, list[str]] = {}
+    if storage.is_s3(root):
+        bucket, prefix = storage.split_s3(root + "/")
+        pages = storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        names = [o["Key"][len(prefix):] for page in pages for o in page.get("Contents", [])]
+    else:
+        base = Path(root)
+        names = [str(p.relative_to(base)) for p in base.glob("run_date=*/*.parquet")] if base.is_dir() else []
+    for name in names:
+        part, _, file = name.partition("/")
+        if part.startswith("run_date=") and file.endswith(".parquet") and "/" not in file \
+                and not file.startswith((".", "_")):
+            found.setdefault(part[len("run_date="):], []).append(f"{root}/{name}")
+    return found
+
+
+def _read_files(output: str, uris: list[str], columns: list[str] | None) -> pa.Table:
+    if not uris:
+        names = columns or PREDICTIONS_SCHEMA.names
+        return pa.schema([PREDICTIONS_SCHEMA.field(c) for c in names]).empty_table()
+    import pyarrow.dataset as ds
+
+    filesystem, _ = _filesystem(output)
+    paths = [u[len("s3://"):] if storage.is_s3(u) else u for u in uris]
+    return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA).to_table(
+        columns=columns)
+
+
+def _delete(uris: list[str]) -> None:
+    for uri in uris:
+        if storage.is_s3(uri):
+            bucket, key = storage.split_s3(uri)
+            storage.s3_client().delete_object(Bucket=bucket, Key=key)
+        else:
+            Path(uri).unlink(missing_ok=True)
+
+
+def _filesystem(output: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path) for a local folder or an s3:// prefix."""
+    if storage.is_s3(output):
+        from pyarrow import fs as pafs
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        kw = {"endpoint_override": endpoint, "scheme": endpoint.split(":")[0]} if endpoint else {}
+        filesystem = pafs.S3FileSystem(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **kw)
+        return filesystem, output[len("s3://") :].rstrip("/")
+    return None, output
+
+
+def _dataset(output: str) -> Any:
+    """The published files as a pyarrow dataset, or None when there are none yet."""
+    import pyarrow.dataset as ds
+
+    files = [f for fs in _partition_files(output).values() for f in fs]
+    if not files:
+        return None
+    filesystem, _ = _filesystem(output)
+    paths = [u[len("s3://"):] if storage.is_s3(u) else u for u in files]
+    return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA)
 
 
 def read_table(output: str) -> pa.Table:
@@ -90,5 +196,6 @@ def read_table(output: str) -> pa.Table:
         if not Path(output).exists():
             return PREDICTIONS_SCHEMA.empty_table()
     dataset = ds.dataset(path, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA,
-                         partitioning=None, exclude_invalid_files=False)
+                         partitioning=None, exclude_invalid_files=False,
+                         ignore_prefixes=[".", "_", "segments"])  # segments/: the sibling segments table
     return dataset.to_table()

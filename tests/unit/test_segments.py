@@ -1,0 +1,212 @@
+"""Segmentation pieces: streaming decode, windows with carry-over, frame levels, voice gate, rollup, hooks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from aei_batch.decode.audio import decode_audio
+from aei_batch.decode.stream import iter_audio_chunks, probe
+from aei_batch.errors import ConfigError, ErrorCode, FileError
+from aei_batch.records import EMOTIONS, PROB_COLUMNS, SEGMENTS_SCHEMA
+from aei_batch.segments import (
+    FRAME,
+    FileWindows,
+    FrameMeter,
+    SegmentConfig,
+    Window,
+    Windower,
+    apply_vad,
+    featurise_stream,
+    frame_levels_db,
+    group_by_window,
+    rollup,
+    segment_config,
+)
+from aei_batch.sinks.segments import attach_segments, split_segments
+from tests.support import media
+
+
+def _chunks(y: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    out, pos, k = [], 0, 0
+    while pos < y.shape[1]:
+        n = sizes[k % len(sizes)]
+        out.append(y[:, pos : pos + n])
+        pos, k = pos + n, k + 1
+    return out
+
+
+@pytest.mark.parametrize("sizes", [[1000], [7, 3000, 511], [100_000]])
+def test_windower_carry_over_gives_the_same_windows_as_one_shot(sizes: list[int]) -> None:
+    y = np.arange(2 * 10_000, dtype=np.float32).reshape(2, -1)
+    w = Windower(win=3000, hop=1500, min_tail=600)
+    got = [(s, x.copy()) for c in _chunks(y, sizes) for s, x in w.push(c)] + list(w.finish())
+    starts = [s for s, _ in got]
+    assert starts == [0, 1500, 3000, 4500, 6000, 7000]  # the tail (9000..10000) gets an end-aligned window
+    for s, x in got:
+        np.testing.assert_array_equal(x, y[:, s : s + 3000])
+
+
+def test_windower_short_stream_is_one_window_and_small_tail_is_dropped() -> None:
+    w = Windower(win=3000, hop=1500, min_tail=600)
+    got = list(w.push(np.ones((1, 1200), np.float32))) + list(w.finish())
+    assert [(s, x.shape[1]) for s, x in got] == [(0, 1200)]
+    w = Windower(win=3000, hop=1500, min_tail=600)
+    got = list(w.push(np.ones((1, 3300), np.float32))) + list(w.finish())
+    assert [s for s, _ in got] == [0]  # 300 uncovered samples < min_tail
+
+
+def test_frame_meter_matches_one_shot_levels() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.standard_normal((2, 50_000)) * np.linspace(0.001, 0.5, 50_000)).astype(np.float32)
+    meter = FrameMeter(2)
+    for c in _chunks(y, [777, 4096, 13]):
+        meter.push(c)
+    np.testing.assert_allclose(meter.levels, frame_levels_db(y), atol=1e-4)
+    assert meter.levels.shape == (2, 50_000 // FRAME)
+    full = 20 * np.log10(np.sqrt((y[0, :FRAME].astype(np.float64) ** 2).mean()))
+    assert meter.levels[0, 0] == pytest.approx(full, abs=1e-3)
+
+
+def test_rollup_weights_windows_by_speech_time() -> None:
+    p = np.zeros((3, 8))
+    p[0, EMOTIONS.index("angry")] = 1.0
+    p[1, EMOTIONS.index("angry")] = 0.6
+    p[1, EMOTIONS.index("sad")] = 0.4
+    p[2, EMOTIONS.index("sad")] = 1.0
+    r = rollup(p, np.array([3.0, 1.0, 2.0]))
+    assert r.proba[EMOTIONS.index("angry")] == pytest.approx((3 + 0.6) / 6)
+    assert r.proba.sum() == pytest.approx(1.0)
+    assert r.shares["angry"] == pytest.approx(4 / 6) and r.shares["sad"] == pytest.approx(2 / 6)
+    assert r.dominant == "angry" and r.n_segments == 3
+    assert json.loads(r.shares_json())["sad"] == pytest.approx(1 / 3, abs=1e-6)
+    with pytest.raises(ValueError):
+        rollup(np.zeros((2, 7)), np.ones(2))
+
+
+def test_vad_uses_each_channels_own_level() -> None:
+    sr = 22_050
+    levels = np.full((2, 400), -90.0, dtype=np.float32)
+    levels[0, 0:100] = -12.0  # channel 0 talks early, loudly
+    levels[1, 200:300] = -40.0  # channel 1 talks later, quietly (still speech relative to itself)
+    win = 100 * FRAME
+    windows = [Window(ch, k * win, (k + 1) * win, np.zeros(3)) for ch in (0, 1) for k in range(4)]
+    fw = FileWindows(windows, levels, 400 * FRAME, sr)
+    kept = apply_vad(fw, SegmentConfig(mode="on"))
+    assert {(w.channel, w.start // win) for w in kept} == {(0, 0), (1, 2)}
+    assert all(w.speech_share == pytest.approx(1.0) for w in kept)
+    assert fw.channel_speech == [pytest.approx(0.25), pytest.approx(0.25)]
+
+
+def test_silent_windows_are_not_featurised() -> None:
+    sr = 22_050
+    y = np.zeros((1, 12 * sr), np.float32)
+    y[0, 3 * sr : 6 * sr] = media.sine(300, 3.0, sr, amp=0.3)
+    calls: list[int] = []
+
+    def extract(x: np.ndarray, rate: int) -> np.ndarray:
+        calls.append(len(x))
+        return np.ones(4, np.float32)
+
+    fw = featurise_stream(_chunks(y, [sr]), extract, sr, SegmentConfig(mode="on", chunk_s=3.0))
+    assert [w.start / sr for w in fw.windows] == [0, 1.5, 3, 4.5, 6, 7.5, 9]
+    featurised = [w.start / sr for w in fw.windows if w.vec is not None]
+    # Windows touching the tone are featurised (the 6.0 s one shares a 23 ms frame with its end);
+    # windows of pure silence cost no features.
+    assert featurised == [1.5, 3, 4.5, 6.0]
+    assert calls[1] == 3 * sr  # the window fully inside the tone is featurised whole
+    assert calls[0] < 3 * sr  # trimmed to its voiced part
+    kept = apply_vad(fw, SegmentConfig(mode="on"))
+    assert [w.start / sr for w in kept] == [1.5, 3, 4.5]
+
+
+def test_stream_decode_equals_whole_file_decode() -> None:
+    y = media.noise(7.3, 8000, seed=1) * np.hanning(int(7.3 * 8000)).astype(np.float32)
+    data = media.wav_bytes(y, 8000)
+    whole = decode_audio(data, "call.wav").y
+    for chunk_s in (0.5, 3.0, 60.0):
+        streamed = np.concatenate(list(iter_audio_chunks(data, "call.wav", chunk_s=chunk_s)), axis=1)[0]
+        assert streamed.shape == whole.shape
+        np.testing.assert_allclose(streamed, whole, atol=1e-6)
+    assert probe(data, "call.wav").duration_s == pytest.approx(7.3)
+
+
+def test_stream_decode_per_channel_and_pyav(tmp_path) -> None:
+    stereo = np.stack([media.sine(300, 4.0, 8000), media.sine(500, 4.0, 8000) * 0.1], axis=1)
+    path = media.write_audio(tmp_path / "call.m4a", stereo, 8000)
+    chunks = list(iter_audio_chunks(str(path), "call.m4a", chunk_s=1.0, per_channel=True))
+    y = np.concatenate(chunks, axis=1)
+    assert y.shape[0] == 2 and abs(y.shape[1] / 22_050 - 4.0) < 0.1
+    assert np.sqrt((y[0] ** 2).mean()) > 5 * np.sqrt((y[1] ** 2).mean())
+    facts = probe(str(path), "call.m4a")
+    assert facts is not None and facts.channels == 2 and facts.source_sr == 8000
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "code"),
+    [
+        (b"", "x.wav", ErrorCode.EMPTY_FILE),
+        (media.random_bytes(), "x.wav", ErrorCode.DECODE_FAILED),
+        (media.float_wav_with_nan_inf(), "x.wav", ErrorCode.INVALID_AUDIO),
+    ],
+)
+def test_stream_decode_bad_inputs_keep_their_codes(data: bytes, name: str, code: ErrorCode) -> None:
+    with pytest.raises(FileError) as err:
+        list(iter_audio_chunks(data, name))
+    assert err.value.code == code
+
+
+def test_stream_decode_enforces_max_duration() -> None:
+    data = media.sine_wav_bytes(seconds=5.0, sr=8000)
+    with pytest.raises(FileError) as err:
+        list(iter_audio_chunks(data, "x.wav", chunk_s=1.0, max_duration_s=2.0))
+    assert err.value.code == ErrorCode.TOO_LONG
+
+
+def test_group_by_window_averages_frames_per_span() -> None:
+    times = np.array([0.1, 0.5, 1.6, 2.9, 5.0])
+    probs = np.eye(8)[[0, 2, 2, 4, 7]]
+    out = group_by_window(times, probs, [(0.0, 1.0), (1.5, 3.0), (3.0, 4.5)])
+    np.testing.assert_allclose(out[0], (np.eye(8)[0] + np.eye(8)[2]) / 2)
+    np.testing.assert_allclose(out[1], (np.eye(8)[2] + np.eye(8)[4]) / 2)
+    assert np.isnan(out[2]).all()
+
+
+def test_segment_config_validates_and_merges_cli_over_config() -> None:
+    with pytest.raises(ConfigError, match="--segments"):
+        SegmentConfig(mode="sometimes")
+    with pytest.raises(ConfigError, match="--hop-s"):
+        SegmentConfig(window_s=3.0, hop_s=4.0)
+    with pytest.raises(ConfigError, match="--min-speech-share"):
+        SegmentConfig(min_speech_share=1.5)
+    cfg = segment_config(
+        {"segments": "on", "window_s": 4.0, "hop_s": 2.0}, mode=None, hop_s=1.0, per_channel=True
+    )
+    assert (cfg.mode, cfg.window_s, cfg.hop_s, cfg.per_channel) == ("on", 4.0, 1.0, True)
+    assert segment_config({}).mode == "auto" and SegmentConfig().auto_threshold_s == 6.0
+
+
+def test_segments_travel_beside_predictions_rows_and_split_off() -> None:
+    preds = pa.table({"uri": ["a", "b", "c"]})
+    seg = {c: 0.125 for c in PROB_COLUMNS}
+    rows = [
+        dict(
+            seg,
+            uri="a",
+            segment_index=k,
+            start_s=1.5 * k,
+            end_s=1.5 * k + 3,
+            run_id="r",
+            run_date=__import__("datetime").date(2026, 1, 1),
+            scored_at=__import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC),
+        )
+        for k in range(2)
+    ]
+    out = attach_segments(preds, [rows, None, []])
+    back, segs = split_segments(out)
+    assert back.column_names == ["uri"] and back.num_rows == 3
+    assert segs.schema == SEGMENTS_SCHEMA and segs.num_rows == 2
+    assert segs["start_s"].to_pylist() == [0.0, 1.5]
