@@ -36,7 +36,7 @@ def test_submission_id_is_sortable_unique_and_valid() -> None:
         assert check_submission_id(i) == i
 
 
-@pytest.mark.parametrize("bad", ["", "has space", "a/b", "-leading-dash", "x" * 129, "semi;colon"])
+@pytest.mark.parametrize("bad", ["", "has space", "a/b", "-leading-dash", "x" * 129, "semi;colon", "id\n"])
 def test_bad_submission_id_is_a_config_error(bad: str) -> None:
     with pytest.raises(ConfigError) as exc:
         check_submission_id(bad)
