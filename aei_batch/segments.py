@@ -1,0 +1,542 @@
+"""Long recordings: fixed windows, an energy voice-activity gate, per-window scores and a per-file rollup.
+
+A stream of `(channels, n)` chunks at the analysis rate (from `decode.stream.iter_audio_chunks`) is
+cut into windows of `window_s` every `hop_s` with carry-over between chunks, so memory holds one
+chunk plus one window whatever the file's length. Alongside, every channel's level is measured on a
+fixed grid of 512-sample frames (23 ms). A frame is *voiced* when its level passes
+`max(vad_floor_db, file_level_db - vad_rel_db)`, where the file level is the 95th percentile of the
+channel's frames above the floor; a window is scored when its voiced share reaches
+`min_speech_share`. Because the file level is only known at the end, windows with no frame above the
+absolute floor are skipped at once (no features), the others are featurised and gated at the end.
+All kept windows of a file go through the model in one `predict_proba8` call.
+
+The rollup weights each window by its voiced seconds: the file's probabilities are the weighted mean,
+`emotion_shares` the weighted share of windows whose top emotion is each label (with uniform
+overlap that is the share of speech time), `dominant_emotion` the largest share. See docs/SEGMENTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aei_batch.errors import ConfigError, ErrorCode, FileError
+from aei_batch.records import EMOTIONS, N_CLASSES
+
+SEGMENT_MODES = ("auto", "on", "off")
+FRAME = 512  # samples per level frame at the analysis rate (23.2 ms at 22,050 Hz)
+_EPS_DB = -120.0
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How files are segmented. `mode`: off (one clip per file), on (every file), auto (long files only)."""
+
+    mode: str = "off"
+    window_s: float = 3.0
+    hop_s: float = 1.5
+    per_channel: bool = False
+    vad_floor_db: float = -55.0
+    vad_rel_db: float = 35.0
+    min_speech_share: float = 0.4
+    auto_min_s: float | None = None  # auto segments files longer than this (default: two windows)
+    trim: bool = True  # featurise a window's voiced span (edges below the gate cut off), not its pauses
+    chunk_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in SEGMENT_MODES:
+            raise ConfigError(f"unknown --segments {self.mode!r}", hint="use --segments auto, on or off")
+        if not 0.5 <= self.window_s <= 60:
+            raise ConfigError(f"--window-s must be between 0.5 and 60 seconds, got {self.window_s}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ConfigError(
+                f"--hop-s must be positive and at most --window-s ({self.window_s}), got {self.hop_s}"
+            )
+        if not 0.0 <= self.min_speech_share <= 1.0:
+            raise ConfigError(f"--min-speech-share must be between 0 and 1, got {self.min_speech_share}")
+        if self.vad_rel_db <= 0 or self.vad_floor_db >= 0:
+            raise ConfigError(
+                "--vad-rel-db must be positive and --vad-floor-db negative (dBFS)",
+                hint="e.g. --vad-rel-db 35 --vad-floor-db -55",
+            )
+        if self.chunk_s < self.window_s:
+            raise ConfigError(f"the decode chunk ({self.chunk_s} s) must hold a window ({self.window_s} s)")
+
+    @property
+    def auto_threshold_s(self) -> float:
+        return self.auto_min_s if self.auto_min_s is not None else 2 * self.window_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any] | None) -> SegmentConfig:
+        return SegmentConfig(**(d or {}))
+
+
+def segment_config(config: dict[str, Any], **cli: Any) -> SegmentConfig:
+    """Command-line values (None = not given) over a --config mapping (`segments: on`, `window_s: 4`, ...)."""
+    values: dict[str, Any] = {"mode": config.get("segments", "auto")}
+    for name in ("window_s", "hop_s", "per_channel", "vad_floor_db", "vad_rel_db", "min_speech_share"):
+        if name in config:
+            values[name] = config[name]
+    values.update({k: v for k, v in cli.items() if v is not None})
+    return SegmentConfig(**values)
+
+
+# --------------------------------------------------------------------------- streaming pieces
+
+
+def frame_levels_db(y: np.ndarray) -> np.ndarray:
+    """(channels, n) -> (channels, n // FRAME) frame RMS levels in dBFS (incomplete tail frame dropped)."""
+    n = (y.shape[1] // FRAME) * FRAME
+    frames = y[:, :n].reshape(y.shape[0], -1, FRAME).astype(np.float64)
+    rms = np.sqrt((frames**2).mean(axis=2))
+    return np.maximum(20 * np.log10(rms + 1e-12), _EPS_DB).astype(np.float32)
+
+
+class FrameMeter:
+    """Frame levels over a stream of chunks on a global grid (frame i: samples i*FRAME to (i+1)*FRAME)."""
+
+    def __init__(self, channels: int) -> None:
+        self._carry = np.zeros((channels, 0), dtype=np.float32)
+        self._parts: list[np.ndarray] = []
+
+    def push(self, chunk: np.ndarray) -> None:
+        y = np.concatenate([self._carry, chunk], axis=1) if self._carry.shape[1] else chunk
+        done = (y.shape[1] // FRAME) * FRAME
+        if done:
+            self._parts.append(frame_levels_db(y[:, :done]))
+        self._carry = y[:, done:].copy()
+
+    def finish(self) -> None:
+        if self._carry.shape[1] >= FRAME // 2:  # a last partial frame long enough to measure
+            pad = np.zeros((self._carry.shape[0], FRAME - self._carry.shape[1]), dtype=np.float32)
+            tail = np.concatenate([self._carry, pad], axis=1)
+            self._parts.append(frame_levels_db(tail) + 10 * np.log10(FRAME / self._carry.shape[1]))
+        self._carry = self._carry[:, :0]
+
+    @property
+    def levels(self) -> np.ndarray:
+        """(channels, frames) dBFS so far."""
+        if not self._parts:
+            return np.zeros((self._carry.shape[0], 0), dtype=np.float32)
+        if len(self._parts) > 1:
+            self._parts = [np.concatenate(self._parts, axis=1)]
+        return self._parts[0]
+
+
+class Windower:
+    """Cut a stream of (channels, n) chunks into (start, window) pairs with carry-over between chunks.
+
+    Windows start every `hop` samples and last `win`; after the stream, an uncovered tail longer than
+    `min_tail` gets one last window aligned to the end, and a stream shorter than one window gives one
+    window spanning all of it (a short clip keeps one segment).
+    """
+
+    def __init__(self, win: int, hop: int, min_tail: int) -> None:
+        self.win, self.hop, self.min_tail = win, hop, min_tail
+        self._buf: np.ndarray | None = None
+        self._buf_start = 0  # absolute sample index of _buf[:, 0]
+        self._next = 0  # absolute start of the next window
+        self._last_end = 0
+        self.total = 0
+
+    def push(self, chunk: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        self._buf = (
+            chunk
+            if self._buf is None or not self._buf.shape[1]
+            else np.concatenate([self._buf, chunk], axis=1)
+        )
+        self.total += chunk.shape[1]
+        while self._next + self.win <= self.total:
+            a = self._next - self._buf_start
+            yield self._next, self._buf[:, a : a + self.win]
+            self._last_end = self._next + self.win
+            self._next += self.hop
+        # Keep what the next window needs, and the last `win` samples for an end-aligned tail window.
+        keep_from = min(self._next, max(0, self.total - self.win)) - self._buf_start
+        self._buf = self._buf[:, keep_from:].copy()
+        self._buf_start += keep_from
+
+    def finish(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._buf is None:
+            return
+        if self._last_end == 0 and self.total > 0:  # shorter than one window: one segment for all of it
+            yield 0, self._buf[:, : self.total]
+        elif self.total - self._last_end >= self.min_tail:
+            # The buffer starts at the next hop; the end-aligned window may reach back before it.
+            start = max(0, self.total - self.win)
+            if start >= self._buf_start:
+                yield start, self._buf[:, start - self._buf_start :]
+
+
+# --------------------------------------------------------------------------- one file
+
+
+@dataclass
+class Window:
+    """One window of one channel: sample span, features (None when skipped at once) and its voiced share."""
+
+    channel: int
+    start: int
+    end: int
+    vec: np.ndarray | None
+    speech_share: float = 0.0
+
+
+@dataclass
+class FileWindows:
+    """Everything the stream left for one file: windows (all channels), frame levels, length."""
+
+    windows: list[Window]
+    levels: np.ndarray  # (channels, frames) dBFS
+    total: int  # samples per channel
+    sr: int
+    channel_speech: list[float] = field(default_factory=list)  # voiced share of each channel's frames
+
+    @property
+    def duration_s(self) -> float:
+        return self.total / float(self.sr)
+
+
+def featurise_stream(chunks: Iterable[np.ndarray], extract: Any, sr: int, cfg: SegmentConfig) -> FileWindows:
+    """Window a chunk stream, featurise windows that have any frame above the floor, keep frame levels.
+
+    `extract(y, sr) -> vector` is the model's feature set. Feature failures raise FileError(FEATURE_FAILED).
+    """
+    win, hop = round(cfg.window_s * sr), round(cfg.hop_s * sr)
+    windower: Windower | None = None
+    meter: FrameMeter | None = None
+    windows: list[Window] = []
+    for chunk in chunks:
+        if windower is None or meter is None:
+            windower, meter = Windower(win, hop, min_tail=max(FRAME, hop // 2)), FrameMeter(chunk.shape[0])
+        meter.push(chunk)
+        gate = voice_thresholds(meter.levels, cfg)  # the file's level so far: used to trim window edges
+        for start, y in windower.push(chunk):
+            windows.extend(_featurise_window(start, y, meter.levels, gate, extract, sr, cfg))
+    if windower is None or meter is None:
+        raise FileError(ErrorCode.TOO_SHORT, "the audio stream holds no samples")
+    meter.finish()
+    gate = voice_thresholds(meter.levels, cfg)
+    for start, y in windower.finish():
+        windows.extend(_featurise_window(start, y, meter.levels, gate, extract, sr, cfg))
+    return FileWindows(windows, meter.levels, windower.total, sr)
+
+
+def _frame_span(start: int, end: int, n_frames: int) -> slice:
+    a = start // FRAME
+    b = max(a + 1, -(-end // FRAME))  # frames overlapping [start, end)
+    return slice(min(a, n_frames), min(b, n_frames))
+
+
+def voice_thresholds(levels: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    """Per channel: the level (dBFS) a frame needs to count as voiced, from the channel's frames so far."""
+    out = np.full(levels.shape[0], cfg.vad_floor_db, dtype=np.float64)
+    for ch in range(levels.shape[0]):
+        loud = levels[ch][levels[ch] >= cfg.vad_floor_db]
+        if loud.size:
+            out[ch] = max(cfg.vad_floor_db, float(np.percentile(loud, 95)) - cfg.vad_rel_db)
+    return out
+
+
+def _voiced_span(start: int, n: int, span: slice, lv: np.ndarray, threshold: float, sr: int) -> slice:
+    """Samples of the window from its first to its last voiced frame (all of it when that is under 0.5 s)."""
+    idx = np.flatnonzero(lv >= threshold)
+    if idx.size == 0:
+        return slice(0, n)
+    a = max(0, (span.start + int(idx[0])) * FRAME - start)
+    b = min(n, (span.start + int(idx[-1]) + 1) * FRAME - start)
+    if idx[-1] == lv.size - 1:  # voiced up to the newest measured frame: keep the (unmeasured) rest too
+        b = n
+    return slice(a, b) if b - a >= sr // 2 else slice(0, n)
+
+
+def _featurise_window(
+    start: int, y: np.ndarray, levels: np.ndarray, gate: np.ndarray, extract: Any, sr: int, cfg: SegmentConfig
+) -> list[Window]:
+    out = []
+    span = _frame_span(start, start + y.shape[1], levels.shape[1])
+    for ch in range(y.shape[0]):
+        lv = levels[ch, span]
+        vec = None
+        if lv.size == 0 or float(lv.max()) >= cfg.vad_floor_db:
+            part = _voiced_span(start, y.shape[1], span, lv, gate[ch], sr) if cfg.trim else slice(None)
+            try:
+                vec = extract(np.ascontiguousarray(y[ch, part]), sr)
+            except Exception as exc:  # noqa: BLE001
+                raise FileError(ErrorCode.FEATURE_FAILED, f"window at {start / sr:.1f} s: {exc}") from None
+            if not np.isfinite(vec).all():
+                raise FileError(
+                    ErrorCode.FEATURE_FAILED, f"window at {start / sr:.1f} s: non-finite features"
+                )
+        out.append(Window(ch, start, start + y.shape[1], vec))
+    return out
+
+
+def apply_vad(fw: FileWindows, cfg: SegmentConfig) -> list[Window]:
+    """Set each window's voiced share from its channel's frames; return the windows that pass the gate."""
+    voiced = fw.levels >= voice_thresholds(fw.levels, cfg)[:, None]
+    fw.channel_speech = [float(v.mean()) if v.size else 0.0 for v in voiced]
+    kept = []
+    for w in fw.windows:
+        frames = voiced[w.channel, _frame_span(w.start, w.end, voiced.shape[1])]
+        w.speech_share = float(frames.mean()) if frames.size else 0.0
+        if w.vec is not None and w.speech_share >= cfg.min_speech_share and w.speech_share > 0:
+            kept.append(w)
+    return kept
+
+
+# --------------------------------------------------------------------------- rollup
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A file's summary over its scored windows."""
+
+    proba: np.ndarray  # (8,) weighted mean
+    shares: dict[str, float]  # emotion -> share of speech time (all eight, summing to 1)
+    dominant: str
+    n_segments: int
+
+    def shares_json(self) -> str:
+        return json.dumps({e: round(v, 6) for e, v in self.shares.items()})
+
+
+def rollup(proba: np.ndarray, weights: np.ndarray) -> Rollup:
+    """Weighted mean probabilities, and the weighted share of windows per top emotion."""
+    if proba.ndim != 2 or proba.shape[1] != N_CLASSES or len(proba) != len(weights) or not len(proba):
+        raise ValueError(f"rollup needs (n, {N_CLASSES}) probabilities and n weights, got {proba.shape}")
+    w = np.asarray(weights, dtype=np.float64)
+    w = w if w.sum() > 0 else np.ones_like(w)
+    mean = (proba * w[:, None]).sum(axis=0) / w.sum()
+    top = proba.argmax(axis=1)
+    share = np.bincount(top, weights=w, minlength=N_CLASSES) / w.sum()
+    shares = {e: float(s) for e, s in zip(EMOTIONS, share, strict=True)}
+    return Rollup(mean, shares, EMOTIONS[int(share.argmax())], len(proba))
+
+
+# --------------------------------------------------------------------------- video hook
+
+
+def group_by_window(times_s: np.ndarray, probs: np.ndarray, spans_s: list[tuple[float, float]]) -> np.ndarray:
+    """Mean per-frame probabilities (n_frames, 8) of the frames whose time falls in each window span.
+
+    Returns (n_windows, 8); a window without frames gets NaN (no face seen). For video files: call
+    with the sampled frames' presentation times and the face model's per-frame probabilities, then
+    fuse with the audio windows of the same spans (see docs/SEGMENTS.md, "Video").
+    """
+    times = np.asarray(times_s, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64).reshape(len(times), -1)
+    out = np.full((len(spans_s), p.shape[1]), np.nan)
+    for k, (a, b) in enumerate(spans_s):
+        sel = (times >= a) & (times < b)
+        if sel.any():
+            out[k] = p[sel].mean(axis=0)
+    return out
+
+
+# --------------------------------------------------------------------------- the per-file scorer
+
+
+#: Extra watchdog time per second of audio for a segmented file (decode + features of every window).
+TIMEOUT_S_PER_AUDIO_S = 0.1
+#: S3 objects up to this size are read into memory; larger ones are spooled to a temporary file.
+SPOOL_MIN_BYTES = 16 << 20
+
+
+def featurise_file(
+    src: str | bytes, name: str, feature_set: str, cfg: dict[str, Any], max_duration_s: float | None
+) -> FileWindows:
+    """Stream-decode `src` and featurise its windows (module-level: the decode watchdog can run it)."""
+    from threadpoolctl import threadpool_limits
+
+    conf = SegmentConfig.from_dict(cfg)
+    # A worker is one core. Multi-threaded BLAS on the small per-window matrix products (the mel filter
+    # bank) only fights the other workers: on two busy cores it made a window 50x slower (bench notes).
+    with threadpool_limits(limits=1):
+        return _featurise_file(src, name, conf, feature_set, max_duration_s)
+
+
+def _featurise_file(
+    src: str | bytes, name: str, conf: SegmentConfig, feature_set: str, max_duration_s: float | None
+) -> FileWindows:
+    from aei_batch.decode.audio import ANALYSIS_SR
+    from aei_batch.decode.stream import iter_audio_chunks
+    from aei_batch.features import get_feature_set
+
+    chunks = iter_audio_chunks(
+        src,
+        name,
+        chunk_s=conf.chunk_s,
+        sr=ANALYSIS_SR,
+        per_channel=conf.per_channel,
+        max_duration_s=max_duration_s,
+    )
+    return featurise_stream(chunks, get_feature_set(feature_set).extract, ANALYSIS_SR, conf)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """`--segments auto` found a short file: score it as one clip (with its bytes when already read)."""
+
+    data: bytes | None = None
+
+
+class SegmentScorer:
+    """Score one file window by window; fill its predictions row with the rollup; return its segment rows."""
+
+    def __init__(self, ctx: Any, model: Any, decoder: Any = None) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.cfg = SegmentConfig.from_dict(ctx.options.get("segments"))
+        self.decoder = decoder  # the feature stage's Watchdog (None: run in this process)
+
+    @staticmethod
+    def maybe(ctx: Any, model: Any, decoder: Any = None) -> SegmentScorer | None:
+        """A scorer when the run segments files (`ctx.options["segments"]["mode"]` auto/on), else None."""
+        cfg = SegmentConfig.from_dict(ctx.options.get("segments"))
+        return None if cfg.mode == "off" else SegmentScorer(ctx, model, decoder)
+
+    def score_file(self, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]] | Deferred:
+        """Fill `row` (a base row) with the file's rollup and return its segment rows, or Deferred."""
+        from aei_batch.decode.stream import probe
+        from aei_batch.stages import input_modality
+
+        if input_modality(ref["uri"]) == "video":  # video keeps its own path (frames + audio fusion) for now
+            return Deferred(None)
+        with self._source(ref) as src:
+            facts = probe(src, ref["uri"])
+            if self.cfg.mode == "auto" and (
+                facts is None or facts.duration_s is None or facts.duration_s <= self.cfg.auto_threshold_s
+            ):
+                return Deferred(src if isinstance(src, bytes) else None)
+            fw = self._featurise(src, ref["uri"], facts.duration_s if facts else None)
+        return self._score(fw, ref, row)
+
+    def _featurise(self, src: str | bytes, name: str, duration_s: float | None) -> FileWindows:
+        args = (src, name, self.model.feature_set.name, self.cfg.as_dict(), self.ctx.max_duration_s)
+        wd = self.decoder
+        if wd is None or not getattr(wd, "timeout_s", None):
+            return featurise_file(*args)
+        base = wd.timeout_s
+        wd.timeout_s = base + TIMEOUT_S_PER_AUDIO_S * (duration_s or self.ctx.max_duration_s or 3600.0)
+        try:
+            return wd.call(featurise_file, *args)  # type: ignore[no-any-return]
+        finally:
+            wd.timeout_s = base
+
+    def _source(self, ref: dict[str, Any]) -> Any:
+        """A context manager giving a local path (or the bytes of a small S3 object)."""
+        import contextlib
+
+        from aei_batch import storage
+        from aei_batch.decode.stream import open_source
+        from aei_batch.stages import fetch
+
+        size, limit = ref.get("size"), self.ctx.max_file_bytes
+        if limit is not None and size is not None and size > limit:
+            raise FileError(
+                ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)"
+            )
+        if storage.is_s3(ref["uri"]) and size is not None and size <= SPOOL_MIN_BYTES:
+            return contextlib.nullcontext(fetch(ref, self.ctx))
+        return _classified(open_source(ref["uri"], max_bytes=limit))
+
+    def _score(self, fw: FileWindows, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
+        from aei_batch.decode.audio import MIN_DURATION_S
+        from aei_batch.records import COL
+        from aei_batch.stages import fill_prediction
+
+        if fw.duration_s < MIN_DURATION_S:
+            raise FileError(
+                ErrorCode.TOO_SHORT,
+                f"audio lasts {fw.duration_s:.3f} s, under the minimum of {MIN_DURATION_S} s",
+            )
+        kept = apply_vad(fw, self.cfg)
+        row[COL.duration_s] = fw.duration_s
+        if not kept:
+            raise FileError(
+                ErrorCode.TOO_SHORT,
+                f"no speech: none of {len(fw.windows)} windows passed the voice "
+                f"gate (--vad-floor-db {self.cfg.vad_floor_db:g}, --vad-rel-db "
+                f"{self.cfg.vad_rel_db:g}, --min-speech-share {self.cfg.min_speech_share:g})",
+            )
+        try:
+            proba = self.model.predict_proba8(np.stack([w.vec for w in kept if w.vec is not None]))
+        except Exception as exc:  # noqa: BLE001
+            raise FileError(ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}") from None
+        weights = np.array([w.speech_share * (w.end - w.start) / fw.sr for w in kept])
+        r = rollup(proba, weights)
+        fill_prediction(row, r.proba, "audio")
+        row.update(
+            {
+                COL.n_segments: r.n_segments,
+                COL.speech_share: float(np.mean(fw.channel_speech)),
+                COL.dominant_emotion: r.dominant,
+                COL.emotion_shares: r.shares_json(),
+            }
+        )
+        mixed = not self.cfg.per_channel
+        return [
+            self._segment_row(ref, k, w, p, fw.sr, mixed)
+            for k, (w, p) in enumerate(zip(kept, proba, strict=True))
+        ]
+
+    def _segment_row(
+        self, ref: dict[str, Any], k: int, w: Window, p: np.ndarray, sr: int, mixed: bool
+    ) -> dict[str, Any]:
+        from aei_batch.records import COL, PROB_COLUMNS, SEG
+
+        top = int(np.argmax(p))
+        row: dict[str, Any] = {
+            COL.uri: ref["uri"],
+            COL.etag: ref.get("etag"),
+            SEG.channel: None if mixed else w.channel,
+            SEG.segment_index: k,
+            SEG.start_s: w.start / sr,
+            SEG.end_s: w.end / sr,
+            SEG.modality: "audio",
+            SEG.top_emotion: EMOTIONS[top],
+            SEG.top_confidence: float(p[top]),
+            SEG.speech_share: w.speech_share,
+            COL.model_name: self.model.name,
+            COL.model_version: self.model.version,
+            COL.feature_set: self.model.feature_set.id,
+            COL.run_id: self.ctx.run_id,
+            COL.run_date: self.ctx.run_date,
+            COL.scored_at: self.ctx.scored_at,
+        }
+        row.update({c: float(v) for c, v in zip(PROB_COLUMNS, p, strict=True)})
+        return row
+
+
+class _classified:
+    """Wrap a source context manager: read failures become READ_FAILED rows, an unreachable store fails."""
+
+    def __init__(self, cm: Any) -> None:
+        self.cm = cm
+
+    def __enter__(self) -> Any:
+        from aei_batch.errors import StorageError
+        from aei_batch.stages import _SYSTEMIC_S3
+
+        try:
+            return self.cm.__enter__()
+        except FileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified here
+            name = type(exc).__name__
+            if name in _SYSTEMIC_S3:
+                raise StorageError(f"storage unreachable while reading files ({name})") from None
+            raise FileError(
+                ErrorCode.READ_FAILED, f"cannot read the file: {name}: {str(exc)[:200]}"
+            ) from None
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.cm.__exit__(*exc)

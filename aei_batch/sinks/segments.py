@@ -1,0 +1,301 @@
+"""The segments table: one row per scored window of a segmented file, a sibling of the predictions table.
+
+Segment rows travel from the workers to the driver inside the stage's output, as one list<struct>
+column (`SEGMENTS_COLUMN`) beside each predictions row; the driver splits them off (`split_segments`)
+and stages them here. Formats follow the predictions table:
+
+* Parquet: `<output>/segments/run_date=YYYY-MM-DD/part-<run_id>.parquet`, published atomically per run
+  (the predictions reader ignores the `segments` folder). A rerun adds a new file; readers take, per
+  file, the newest run (`read_segments(..., latest=True)`).
+* Iceberg: table `<namespace>.segments` (default `aei.segments`) in the same catalog, partitioned by
+  run_date; a commit deletes the segments of every file this run scored again (same uri and
+  model_version, same etag) and appends the new ones, in one transaction.
+
+pyiceberg has no multi-table transaction, so the pipeline commits the segments table *first* and the
+predictions table second. A reader stays consistent by joining on run_id from the predictions table:
+`predictions JOIN segments USING (uri, run_id)`. If the predictions commit fails after the segments
+commit, the new segments belong to a run_id that no predictions row names (invisible to that join)
+and the rerun replaces them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aei_batch import storage, tables
+from aei_batch.records import COL, SEGMENTS_SCHEMA
+
+#: The stage-output column carrying each file's segment rows (never written to the predictions table).
+SEGMENTS_COLUMN = "__segments"
+SEGMENTS_FOLDER = "segments"
+SEGMENTS_TABLE_NAME = "segments"
+_SEGMENT_LIST = pa.list_(pa.struct(list(SEGMENTS_SCHEMA)))
+
+
+def attach_segments(out: pa.Table, per_row: list[list[dict[str, Any]] | None]) -> pa.Table:
+    """Add `SEGMENTS_COLUMN` (one list of segment rows per predictions row; null when not segmented)."""
+    return out.append_column(SEGMENTS_COLUMN, pa.array(per_row, type=_SEGMENT_LIST))
+
+
+def split_segments(out: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Stage output -> (predictions rows without the column, segment rows as SEGMENTS_SCHEMA)."""
+    if SEGMENTS_COLUMN not in out.column_names:
+        return out, SEGMENTS_SCHEMA.empty_table()
+    col = out[SEGMENTS_COLUMN].combine_chunks()
+    flat = pc.list_flatten(col)
+    segs = pa.Table.from_struct_array(flat) if len(flat) else SEGMENTS_SCHEMA.empty_table()
+    return out.drop_columns([SEGMENTS_COLUMN]), segs.cast(SEGMENTS_SCHEMA)
+
+
+def segments_location(output: str) -> str:
+    return f"{output.rstrip('/')}/{SEGMENTS_FOLDER}"
+
+
+def segments_settings(settings: tables.CatalogSettings) -> tables.CatalogSettings:
+    """The segments table beside the predictions table: same catalog and namespace."""
+    return dataclasses.replace(settings, table=f"{settings.namespace}.{SEGMENTS_TABLE_NAME}")
+
+
+class _Staging:
+    """Segment rows staged in one local Parquet file while the run goes on."""
+
+    def __init__(self, run_id: str) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix=f"aei-segments-{run_id}-"))
+        self.path = self._dir / "segments.parquet"
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, segs: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, SEGMENTS_SCHEMA, compression="zstd")
+        self._writer.write_table(segs.cast(SEGMENTS_SCHEMA))
+        self.rows += segs.num_rows
+
+    def close(self) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, SEGMENTS_SCHEMA, compression="zstd")
+        self._writer.close()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class ParquetSegmentsSink:
+    """Publish the run's segment rows as one Parquet file under `<output>/segments/run_date=.../`."""
+
+    def __init__(self, output: str, run_id: str, run_date: str) -> None:
+        self.run_id, self.run_date = run_id, run_date
+        self.destination = f"{segments_location(output)}/run_date={run_date}/part-{run_id}.parquet"
+        self._staging = _Staging(run_id)
+
+    @property
+    def rows(self) -> int:
+        return self._staging.rows
+
+    def write(self, segs: pa.Table) -> None:
+        self._staging.write(segs)
+
+    def commit(self, scored_keys: pa.Table | None = None) -> str | None:
+        """Publish (nothing when the run produced no segment rows). `scored_keys` is unused for Parquet."""
+        self._staging.close()
+        try:
+            if self.rows == 0:
+                return None
+            if storage.is_s3(self.destination):
+                bucket, key = storage.split_s3(self.destination)
+                storage.s3_client().upload_file(str(self._staging.path), bucket, key)
+            else:
+                dest = Path(self.destination)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                hidden = dest.parent / f".{dest.name}.inflight"
+                shutil.copyfile(self._staging.path, hidden)
+                os.replace(hidden, dest)
+            return self.destination
+        finally:
+            self._staging.cleanup()
+
+    def abort(self) -> None:
+        self._staging.cleanup()
+
+
+class IcebergSegmentsSink:
+    """Stage segment rows; commit them to `<namespace>.segments` in one transaction (before predictions)."""
+
+    def __init__(
+        self, settings: tables.CatalogSettings, run_id: str, run_date: str, *, mode: str = tables.DEFAULT_MODE
+    ) -> None:
+        self.settings = segments_settings(settings)
+        self.run_id, self.run_date, self.mode = run_id, run_date, mode
+        self._staging = _Staging(run_id)
+        self.table: Any = open_segments_table(self.settings, create=True)
+
+    @property
+    def rows(self) -> int:
+        return self._staging.rows
+
+    def write(self, segs: pa.Table) -> None:
+        self._staging.write(segs)
+
+    def commit(self, scored_keys: pa.Table | None = None) -> str | None:
+        """Replace the segments of every (uri, etag, model_version) in `scored_keys`, append this run's."""
+        ex = _expressions()
+        self._staging.close()
+        try:
+            new = pq.read_table(self._staging.path).cast(SEGMENTS_SCHEMA)
+            filters: list[Any] = []
+            keep = SEGMENTS_SCHEMA.empty_table()
+            if scored_keys is not None and scored_keys.num_rows and self.table.current_snapshot() is not None:
+                filters, keep = self._replaced(scored_keys)
+            if self.mode == tables.MODE_OVERWRITE_RUN_DATE:
+                filters.append(ex.EqualTo(COL.run_date, self.run_date))
+            if not filters and new.num_rows == 0:
+                return None
+            props = {"aei.run-id": self.run_id, "aei.mode": self.mode}
+            with self.table.transaction() as tx:
+                if filters:
+                    tx.delete(filters[0] if len(filters) == 1 else ex.Or(*filters), snapshot_properties=props)
+                rows = pa.concat_tables([new, keep]) if keep.num_rows else new
+                if rows.num_rows:
+                    tx.append(rows, snapshot_properties=props)
+            return f"iceberg {self.settings.table} at {self.table.location()}"
+        finally:
+            self._staging.cleanup()
+
+    def _replaced(self, scored_keys: pa.Table) -> tuple[list[Any], pa.Table]:
+        """Delete filters per model version over re-scored uris, and caught rows of other etags to keep."""
+        ex = _expressions()
+        filters, keeps = [], []
+        for version in tables.iter_unique(
+            v for v in scored_keys[COL.model_version].to_pylist() if v is not None
+        ):
+            mine = scored_keys.filter(pc.equal(scored_keys[COL.model_version], version))
+            uris = tables.iter_unique(mine[COL.uri].to_pylist())
+            flt = ex.And(ex.EqualTo(COL.model_version, version), ex.In(COL.uri, uris))
+            found = self.table.scan(row_filter=flt).to_arrow()
+            if found.num_rows == 0:
+                continue
+            filters.append(flt)
+            other = pc.invert(
+                pc.is_in(tables.table_keys(found), value_set=tables.table_keys(mine).combine_chunks())
+            )
+            keeps.append(found.filter(other).select(SEGMENTS_SCHEMA.names).cast(SEGMENTS_SCHEMA))
+        return filters, pa.concat_tables(keeps) if keeps else SEGMENTS_SCHEMA.empty_table()
+
+    def abort(self) -> None:
+        self._staging.cleanup()
+
+
+def _expressions() -> Any:
+    """pyiceberg's row-filter expressions (typed loosely: their constructors confuse mypy)."""
+    import importlib
+
+    return importlib.import_module("pyiceberg.expressions")
+
+
+def open_segments_table(settings: tables.CatalogSettings, *, create: bool) -> Any | None:
+    """Load (or create, partitioned by run_date) the segments table; None when missing and not `create`."""
+    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+
+    from aei_batch.sinks.iceberg import load_catalog
+
+    catalog = load_catalog(settings)
+    try:
+        return catalog.load_table(settings.table)
+    except NoSuchTableError:
+        if not create:
+            return None
+    catalog.create_namespace_if_not_exists(settings.namespace)
+    try:
+        tx = catalog.create_table_transaction(
+            settings.table,
+            schema=SEGMENTS_SCHEMA,
+            location=settings.table_location(),
+            properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
+        )
+        with tx.update_spec() as spec:
+            spec.add_identity(COL.run_date)
+        tx.commit_transaction()
+    except TableAlreadyExistsError:
+        pass
+    return catalog.load_table(settings.table)
+
+
+def open_segments_sink(
+    output: str,
+    run_id: str,
+    run_date: str,
+    *,
+    fmt: str,
+    mode: str = tables.DEFAULT_MODE,
+    catalog: tables.CatalogSettings | None = None,
+) -> Any:
+    """The segments sink matching the predictions sink's format."""
+    if fmt == tables.FORMAT_PARQUET:
+        return ParquetSegmentsSink(output, run_id, run_date)
+    return IcebergSegmentsSink(catalog or tables.resolve_catalog(output), run_id, run_date, mode=mode)
+
+
+def read_segments(
+    output: str,
+    fmt: str = tables.DEFAULT_FORMAT,
+    *,
+    uri: str | None = None,
+    run_id: str | None = None,
+    latest: bool = True,
+    catalog: tables.CatalogSettings | None = None,
+) -> pa.Table:
+    """Segment rows (optionally of one `uri` / `run_id`); `latest` keeps each file's newest run only."""
+    if fmt == tables.FORMAT_PARQUET:
+        t = _read_parquet(output)
+    else:
+        settings = segments_settings(catalog or tables.resolve_catalog(output))
+        table = open_segments_table(settings, create=False)
+        t = (
+            SEGMENTS_SCHEMA.empty_table()
+            if table is None or table.current_snapshot() is None
+            else table.scan().to_arrow().select(SEGMENTS_SCHEMA.names).cast(SEGMENTS_SCHEMA)
+        )
+    if uri is not None:
+        t = t.filter(pc.equal(t[COL.uri], uri))
+    if run_id is not None:
+        t = t.filter(pc.equal(t[COL.run_id], run_id))
+    elif latest and t.num_rows:
+        t = _newest_run_per_file(t)
+    return t.sort_by([(COL.uri, "ascending"), ("channel", "ascending"), ("start_s", "ascending")])
+
+
+def _newest_run_per_file(t: pa.Table) -> pa.Table:
+    newest = t.group_by(COL.uri).aggregate([(COL.scored_at, "max")])
+    joined = t.join(newest, keys=COL.uri)
+    return joined.filter(pc.equal(joined[COL.scored_at], joined[f"{COL.scored_at}_max"])).select(
+        SEGMENTS_SCHEMA.names
+    )
+
+
+def _read_parquet(output: str) -> pa.Table:
+    import pyarrow.dataset as ds
+
+    loc = segments_location(output)
+    if storage.is_s3(loc):
+        from pyarrow import fs as pafs
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        kw = {"endpoint_override": endpoint, "scheme": endpoint.split(":")[0]} if endpoint else {}
+        filesystem: Any = pafs.S3FileSystem(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **kw)
+        path = loc[len("s3://") :]
+    else:
+        filesystem, path = None, loc
+        if not Path(loc).exists():
+            return SEGMENTS_SCHEMA.empty_table()
+    return ds.dataset(
+        path, format="parquet", filesystem=filesystem, schema=SEGMENTS_SCHEMA, partitioning=None
+    ).to_table()
