@@ -1,0 +1,449 @@
+"""Faults during a run, through the real CLI: S3 going away, a Ray worker killed, the driver killed before
+the commit, and systemic misconfiguration that must fail fast with its own exit code.
+
+Mid-run points are reached with the documented test-only hooks of aei_batch.pipeline
+(`AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S`, `AEI_TEST_PAUSE_BEFORE_COMMIT_S`): the driver prints
+`AEI_TEST: <point>` on stderr and waits there, and the test acts (stops SeaweedFS by PID, kills a
+process by PID). Processes are only ever killed by PID, and only ones this test started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aei_batch.errors import ExitCode
+from aei_batch.records import COL, STATUS_OK
+from tests.support import media as M
+from tests.support.seaweed import SeaweedS3
+
+pytestmark = [pytest.mark.slow]
+
+RESULTS: list[tuple[str, str]] = []  # (fault, observed outcome) for the report printed at the end
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **extra}
+
+
+def run_cli(*args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("aei-batch")
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=timeout, env=cli_env(**env)
+    )
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """`aei-batch ARGS` in this process (typer's CliRunner): no interpreter start, for runs around a fault."""
+    from typer.testing import CliRunner
+
+    from aei_batch.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+class Running:
+    """`aei-batch ARGS` started in the background; stderr lines are collected as they come."""
+
+    def __init__(self, *args: str, **env: str) -> None:
+        exe = Path(sys.executable).with_name("aei-batch")
+        self.proc = subprocess.Popen(
+            [str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(**env)
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            self.lines.put(line)
+
+    def wait_for(self, marker: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if marker in self.lines.get(timeout=0.5):
+                    return
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+        raise AssertionError(
+            f"no {marker!r} from the CLI (rc={self.proc.poll()}):\n{''.join(self.stderr)[-3000:]}"
+        )
+
+    def finish(self, timeout: float = 240) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        time.sleep(0.2)  # let the pump thread take the last lines
+        return rc
+
+    @property
+    def output(self) -> str:
+        return "".join(self.stderr)
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, cmdline) of every live descendant of `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        try:
+            cmd = (
+                (Path("/proc") / str(p) / "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
+        except OSError:
+            continue
+        out.append((p, cmd))
+        todo.extend(children.get(p, []))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def read_back(output: str) -> list[dict[str, Any]]:
+    from aei_batch.sinks import read_predictions
+
+    return read_predictions(output).to_pylist()
+
+
+def assert_complete(rows: list[dict[str, Any]], uris: set[str]) -> None:
+    got = [r[COL.uri] for r in rows]
+    assert len(got) == len(set(got)), "duplicate rows"
+    assert set(got) == uris, f"missing {uris - set(got)}, extra {set(got) - uris}"
+
+
+def make_local_corpus(root: Path, n: int, seconds: float = 1.0) -> set[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        path = root / f"clip-{i:03d}.wav"
+        if not path.exists():  # rewriting would change the local etag (size + mtime): a new content key
+            path.write_bytes(M.noise_wav_bytes(seconds=seconds, seed=i))
+    return {str((root / f"clip-{i:03d}.wav").absolute()) for i in range(n)}
+
+
+def upload_corpus(s3: SeaweedS3, bucket: str, n: int) -> tuple[str, set[str]]:
+    client = s3.client()
+    for i in range(n):
+        client.put_object(
+            Bucket=bucket, Key=f"in/clip-{i:03d}.wav", Body=M.noise_wav_bytes(seconds=1.0, seed=i)
+        )
+    return f"s3://{bucket}/in/", {f"s3://{bucket}/in/clip-{i:03d}.wav" for i in range(n)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fault_report(tmp_path_factory: pytest.TempPathFactory):
+    yield
+    if RESULTS:
+        lines = ["| fault | observed |", "|---|---|", *[f"| {f} | {o} |" for f, o in RESULTS]]
+        text = "\n".join(lines)
+        (tmp_path_factory.mktemp("report") / "faults.md").write_text(text + "\n")
+        if os.environ.get("AEI_ROBUSTNESS_REPORT"):
+            with open(os.environ["AEI_ROBUSTNESS_REPORT"], "a", encoding="utf-8") as fh:
+                fh.write(text + "\n\n")
+        print("\n" + text)
+
+
+# ------------------------------------------------------------------ S3 outages
+
+
+@pytest.mark.s3
+def test_s3_outage_during_run_is_retried(
+    s3_bucket: str, s3_env: SeaweedS3, tmp_path: Path, trained_model: Path
+):
+    """SeaweedFS stopped mid-run and started again: reads retry with backoff and the run completes."""
+    source, uris = upload_corpus(s3_env, s3_bucket, 8)
+    output = str(tmp_path / "table")
+    run = Running(
+        "score",
+        source,
+        "-m",
+        str(trained_model),
+        "-o",
+        output,
+        "--runner",
+        "local",
+        "--batch-size",
+        "1",
+        "--no-progress",
+        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="5",
+        AEI_S3_MAX_ATTEMPTS="12",
+    )
+    try:
+        run.wait_for("AEI_TEST: after_first_batch")
+        t_stop = time.monotonic()
+        s3_env.stop()
+        time.sleep(max(0.0, t_stop + 5 + 2 - time.monotonic()))  # the driver resumes while S3 is still down
+    finally:
+        s3_env.start()
+    down_s = time.monotonic() - t_stop
+    rc = run.finish()
+    assert rc == ExitCode.OK, run.output[-3000:]
+    rows = read_back(output)
+    assert_complete(rows, uris)
+    assert all(r[COL.status] == STATUS_OK for r in rows)
+    RESULTS.append(
+        (
+            f"S3 stopped mid-run for {down_s:.0f} s, then restarted",
+            f"exit {rc}; {len(rows)}/{len(uris)} rows, all ok, no duplicates (reads retried)",
+        )
+    )
+
+
+@pytest.mark.s3
+def test_s3_down_fails_the_run_and_a_rerun_completes(
+    s3_bucket: str, s3_env: SeaweedS3, tmp_path: Path, trained_model: Path
+):
+    """SeaweedFS stopped mid-run, left down: exit 8, clear message, nothing committed; a rerun completes."""
+    source, uris = upload_corpus(s3_env, s3_bucket, 8)
+    output = str(tmp_path / "table")
+    run = Running(
+        "score",
+        source,
+        "-m",
+        str(trained_model),
+        "-o",
+        output,
+        "--runner",
+        "local",
+        "--batch-size",
+        "1",
+        "--no-progress",
+        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="2",
+        AEI_S3_MAX_ATTEMPTS="2",
+    )
+    try:
+        run.wait_for("AEI_TEST: after_first_batch")
+        s3_env.stop()
+        rc = run.finish()
+        committed = read_back(output)
+    finally:
+        s3_env.start()
+    assert rc == ExitCode.STORAGE, run.output[-3000:]
+    assert "storage unreachable" in run.output and "fix:" in run.output
+    assert committed == [], "a failed run must commit nothing"
+    again = run_cli(
+        "score", source, "-m", str(trained_model), "-o", output, "--runner", "local", "--no-progress"
+    )
+    assert again.returncode == ExitCode.OK, again.stderr[-3000:]
+    rows = read_back(output)
+    assert_complete(rows, uris)
+    RESULTS.append(
+        (
+            "S3 stopped mid-run and left down (AEI_S3_MAX_ATTEMPTS=2)",
+            f"exit {rc} (STORAGE), 'storage unreachable ... fix:' on stderr, 0 rows committed",
+        )
+    )
+    RESULTS.append(
+        ("rerun after S3 is back", f"exit {again.returncode}; {len(rows)}/{len(uris)} rows, no duplicates")
+    )
+
+
+# ------------------------------------------------------------------ process deaths
+
+
+@pytest.mark.ray
+def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Path) -> None:
+    """SIGKILL one Ray Data actor (by PID) after the first batch: Ray restarts it, retries its batch."""
+    uris = make_local_corpus(tmp_path / "in", 40, seconds=2.0)
+    output = str(tmp_path / "table")
+    run = Running(
+        "score",
+        str(tmp_path / "in"),
+        "-m",
+        str(trained_model),
+        "-o",
+        output,
+        "--runner",
+        "ray",
+        "--workers",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="0",
+    )
+    run.wait_for("AEI_TEST: after_first_batch", timeout=240)
+    workers = [pid for pid, cmd in descendants(run.proc.pid) if "MapWorker" in cmd]
+    assert workers, f"no Ray Data actor among {descendants(run.proc.pid)}"
+    os.kill(workers[0], signal.SIGKILL)
+    still_running = run.proc.poll() is None
+    rc = run.finish()
+    assert rc == ExitCode.OK, run.output[-3000:]
+    assert still_running, "the run had finished before the kill: the test proved nothing"
+    assert not alive(workers[0])
+    rows = read_back(output)
+    assert_complete(rows, uris)
+    assert all(r[COL.status] == STATUS_OK for r in rows)
+    RESULTS.append(
+        (
+            "Ray actor SIGKILLed after the first batch (max_task_retries=3)",
+            f"exit {rc}; {len(rows)}/{len(uris)} rows, all ok, no duplicates",
+        )
+    )
+
+
+def test_driver_killed_before_commit_leaves_table_unchanged(tmp_path: Path, trained_model: Path) -> None:
+    """SIGKILL the driver after all rows are staged, before the commit: table as before; a rerun completes."""
+    first = make_local_corpus(tmp_path / "in", 3)
+    output = str(tmp_path / "table")
+    base = (
+        "score",
+        str(tmp_path / "in"),
+        "-m",
+        str(trained_model),
+        "-o",
+        output,
+        "--runner",
+        "local",
+        "--no-progress",
+    )
+    assert invoke(*base)[0] == ExitCode.OK
+    before = read_back(output)
+    assert_complete(before, first)
+    everything = make_local_corpus(tmp_path / "in", 6)
+    run = Running(*base, AEI_TEST_PAUSE_BEFORE_COMMIT_S="120")
+    run.wait_for("AEI_TEST: before_commit")
+    helpers = [pid for pid, _ in descendants(run.proc.pid)]
+    run.proc.send_signal(signal.SIGKILL)
+    assert run.finish() == -signal.SIGKILL
+    after_kill = read_back(output)
+    assert sorted(map(str, after_kill), key=str) == sorted(map(str, before), key=str), "the table changed"
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in helpers), "the decoder child outlived the killed driver"
+    rc, text = invoke(*base)
+    assert rc == ExitCode.OK, text[-3000:]
+    rows = read_back(output)
+    assert_complete(rows, everything)
+    RESULTS.append(
+        (
+            "driver SIGKILLed after rows staged, before commit",
+            f"table unchanged ({len(after_kill)} rows); decoder child exited; rerun exit "
+            f"{rc} with {len(rows)}/{len(everything)} rows, no duplicates",
+        )
+    )
+
+
+# ------------------------------------------------------------------ fail fast
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_card(model: Path, edit: Any) -> None:
+    card = json.loads((model / "card.json").read_text())
+    edit(card)
+    (model / "card.json").write_text(json.dumps(card))
+
+
+def _bad_models(trained_model: Path, tmp_path: Path) -> dict[str, Path]:
+    missing = tmp_path / "no-such-model"
+    corrupt = _copy_model(trained_model, tmp_path / "corrupt")
+    (corrupt / "card.json").write_text('{"format": 1, "models": {')
+    mismatch = _copy_model(trained_model, tmp_path / "mismatch")
+    _edit_card(mismatch, lambda c: c["feature_set"].update(hash="0" * 16))
+    tampered = _copy_model(trained_model, tmp_path / "tampered")
+    card = json.loads((tampered / "card.json").read_text())
+    artifact = tampered / card["models"][card["default_model"]]["file"]
+    artifact.write_bytes(artifact.read_bytes() + b" ")
+    return {
+        "missing model directory": missing,
+        "corrupt card.json": corrupt,
+        "feature hash does not match (card edited)": mismatch,
+        "artifact tampered (sha256 mismatch)": tampered,
+    }
+
+
+def test_bad_model_fails_fast_with_exit_7(tmp_path: Path, trained_model: Path) -> None:
+    corpus = tmp_path / "in"
+    make_local_corpus(corpus, 2)
+    for what, model in _bad_models(trained_model, tmp_path).items():
+        output = tmp_path / f"out-{model.name}"
+        rc, text = invoke("score", str(corpus), "-m", str(model), "-o", str(output), "--runner", "local")
+        assert rc == ExitCode.MODEL, (what, text[-2000:])
+        assert "fix:" in text and "Traceback" not in text, (what, text)
+        assert not output.exists(), f"{what}: something was written before failing"
+        RESULTS.append((what, f"exit {rc} (MODEL): {_first_error_line(text)}"))
+
+
+@pytest.mark.s3
+def test_missing_bucket_and_wrong_credentials_fail_fast(
+    s3_bucket: str, s3_env: SeaweedS3, tmp_path: Path, trained_model: Path
+) -> None:
+    source, _ = upload_corpus(s3_env, s3_bucket, 1)
+    cases = [
+        ("input bucket does not exist", ExitCode.INPUT_NOT_FOUND, "s3://no-such-bucket-aei-7/in/", {}),
+        (
+            "output bucket does not exist",
+            ExitCode.INPUT_NOT_FOUND,
+            source,
+            {"out": "s3://no-such-bucket-aei-7/t"},
+        ),
+        ("wrong secret key", ExitCode.CREDENTIALS, source, {"AWS_SECRET_ACCESS_KEY": "wrong-" + "x" * 30}),
+        ("unknown access key", ExitCode.CREDENTIALS, source, {"AWS_ACCESS_KEY_ID": "AKNOSUCHKEY000000"}),
+    ]
+    for what, code, src, extra in cases:
+        output = extra.pop("out", str(tmp_path / f"out-{code}"))
+        proc = run_cli(
+            "score",
+            src,
+            "-m",
+            str(trained_model),
+            "-o",
+            output,
+            "--runner",
+            "local",
+            "--no-progress",
+            AEI_S3_MAX_ATTEMPTS="2",
+            **extra,
+        )
+        assert proc.returncode == code, (what, proc.stderr[-2000:])
+        assert "fix:" in proc.stderr and "Traceback" not in proc.stderr, (what, proc.stderr)
+        if not output.startswith("s3://"):
+            assert not Path(output).exists(), f"{what}: something was written before failing"
+        RESULTS.append(
+            (what, f"exit {proc.returncode} ({ExitCode(code).name}): {_first_error_line(proc.stderr)}")
+        )
+
+
+def _first_error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), 0)
+    return " ".join(lines[start : start + 2])[:200].replace("|", "/")
