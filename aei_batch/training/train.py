@@ -15,7 +15,7 @@ import numpy as np
 from aei_batch.errors import ConfigError
 from aei_batch.models.card import ArtifactInfo, ModelCard, sha256_file, write_card
 from aei_batch.records import EMOTIONS
-from aei_batch.training.data import LabelledSet, featurise
+from aei_batch.training.data import LabelledSet
 from aei_batch.training.metrics import classification_report
 
 log = logging.getLogger(__name__)
@@ -54,16 +54,41 @@ class TrainOptions:
     runner: str = "ray"
     seed: int = 0
     progress: bool = True
+    # Video training (docs/VIDEO.md): auto = audio when labelled audio exists, else video.
+    modality: str = "audio"
+    audio_model_dir: str | None = None  # video: fit the fusion weight with this audio model
+    frame_every: int = 20
+    epochs: int | None = None
+    # Speaker-adaptive normalisation (aei_batch/speaker.py) and search (training/search.py)
+    speaker_adaptive: bool = False
+    min_speaker_files: int = 10
+    search: bool = False
+    cache_dir: str | None = None  # reuse featurised corpora (training/cv.py); None: always featurise
 
 
-def build_models(names: tuple[str, ...], seed: int) -> list[Any]:
-    from aei_batch.models.tabular import seed_models
+BEST_FEATURE_SET = "rich_audio"
+BEST_MODELS = ("ensemble", "lda_calibrated", "lda_shrunk", "svc_tuned")  # docs/MODELS.md
 
-    available = {m.name: m for m in seed_models(seed)}
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise ConfigError(f"unknown model(s) {unknown}", hint=f"choose from: {', '.join(available)}")
-    return [available[n] for n in names]
+
+def audio_defaults(data: str, modality: str, feature_set: str | None, models: str | None,
+                   speaker_adaptive: bool | None) -> tuple[str, tuple[str, ...], bool]:
+    """CLI defaults: the best audio configuration for audio data; the seed's names otherwise (video maps
+    them to its own models)."""
+    from aei_batch.training.video import resolve_modality
+
+    audio = resolve_modality(data, modality) == "audio"
+    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+    return (feature_set or (BEST_FEATURE_SET if audio else "seed_mfcc157"),
+            names or (BEST_MODELS if audio else SEED_MODEL_NAMES),
+            speaker_adaptive if speaker_adaptive is not None else audio)
+
+
+def build_models(names: tuple[str, ...], seed: int, dim: int = 0,
+                 params: dict[str, Any] | None = None) -> list[Any]:
+    """Fresh classifiers by name (the seed's three and the models of models/ensemble.py)."""
+    from aei_batch.models.ensemble import build_models as build
+
+    return build(names, seed, dim, params)
 
 
 def split(data: LabelledSet, holdout: list[int]) -> tuple[LabelledSet, LabelledSet | None]:
@@ -83,12 +108,24 @@ def split(data: LabelledSet, holdout: list[int]) -> tuple[LabelledSet, LabelledS
 
 def run_train(opts: TrainOptions) -> ModelCard:
     """Train the requested models, evaluate them on the held-out actors, write the model directory."""
+    from aei_batch.training.video import resolve_modality, train_video_from
+
+    if resolve_modality(opts.data, opts.modality) == "video":
+        return train_video_from(opts)
+    from aei_batch.features import get_feature_set
+    from aei_batch.training.adaptive import adapt, load_data, searched_params
+
     t0 = time.perf_counter()
-    models = build_models(opts.models, opts.seed)
-    data = featurise(opts.data, opts.feature_set, runner=opts.runner, progress=opts.progress)
+    build_models(opts.models, opts.seed, get_feature_set(opts.feature_set).dim)  # fail fast on unknown names
+    data = load_data(opts)
     train, test = split(data, opts.holdout_actors)
     if len(np.unique(train.y)) < 2:
         raise ConfigError("training data holds fewer than two emotions", hint="give files of several emotions")
+    train, test, sa_options = adapt(opts, train, test)
+    params = searched_params(opts, train)
+    if opts.epochs and "cnn" in opts.models:
+        params["cnn"] = {"epochs": opts.epochs}
+    models = build_models(opts.models, opts.seed, train.X.shape[1], params)
     out = Path(opts.model_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     artifacts: dict[str, ArtifactInfo] = {}
@@ -106,6 +143,9 @@ def run_train(opts: TrainOptions) -> ModelCard:
         acc = f"{heldout['accuracy']:.3f}" if heldout else "n/a"
         log.info("trained %s in %.1fs; held-out accuracy %s", model.name, time.perf_counter() - t1, acc)
     card = _card(opts, data, train, test, artifacts, time.perf_counter() - t0)
+    card.options.update(sa_options)
+    if params:
+        card.training["searched_params"] = params
     write_card(out, card)
     return card
 

@@ -11,7 +11,9 @@ from aei_batch.training.data import LabelledSet
 
 def _data(n_per=12, speakers=("a", "b"), dim=3, seed=0):
     rng = np.random.default_rng(seed)
-    X = np.vstack([rng.normal(loc=10 * (i + 1), scale=i + 1, size=(n_per, dim)) for i in range(len(speakers))])
+    X = np.vstack(
+        [rng.normal(loc=10 * (i + 1), scale=i + 1, size=(n_per, dim)) for i in range(len(speakers))]
+    )
     return X, [s for s in speakers for _ in range(n_per)]
 
 
@@ -94,8 +96,10 @@ def test_search_is_deterministic_and_picks_from_the_grid():
     actors = np.repeat(np.arange(1, 9), 16)
     X = rng.normal(size=(len(y), 6)) + y[:, None] * 0.5
     data = LabelledSet(X, y, actors, [str(i) for i in range(len(y))], {})
-    grid = {"svc_tuned": [{"C": 1.0, "gamma_scale": 0.3}, {"C": 10.0, "gamma_scale": 1.0}],
-            "logreg": [{"C": 0.01}, {"C": 1.0}]}
+    grid = {
+        "svc_tuned": [{"C": 1.0, "gamma_scale": 0.3}, {"C": 10.0, "gamma_scale": 1.0}],
+        "logreg": [{"C": 0.01}, {"C": 1.0}],
+    }
     a = search(data, runner="local", n_folds=4, grid=grid)
     b = search(data, runner="local", n_folds=4, grid=grid)
     assert a == b

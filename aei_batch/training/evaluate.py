@@ -1,0 +1,226 @@
+"""`aei-batch evaluate`: metrics on held-out actors, printed and written as a report folder.
+
+Three sources of predictions, one report:
+- a trained model directory applied to a labelled set (speaker-adaptive like scoring, when the card says so);
+- `--cv`: actor-grouped cross-validation of a training configuration (feature set, models, mode);
+- a predictions table with labels (`label_emotion` and the `p_*` columns, e.g. from `aei-batch score`).
+
+The report folder holds `metrics.json` (every number), `confusion_<name>.png` and `per_actor_<name>.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aei_batch.errors import ConfigError
+from aei_batch.records import COL, EMOTIONS, PROB_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalOptions:
+    report_dir: str
+    data: str | None = None
+    model_dir: str | None = None
+    model_name: str | None = None
+    cv: bool = False
+    predictions: str | None = None
+    table_format: str = "parquet"
+    feature_set: str = "rich_audio"
+    models: tuple[str, ...] = ("ensemble",)
+    speaker_adaptive: bool = True
+    min_speaker_files: int = 10
+    folds: int = 5
+    seed: int = 0
+    runner: str = "ray"
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        modes = [bool(self.model_dir), self.cv, bool(self.predictions)]
+        if sum(modes) != 1:
+            raise ConfigError(
+                "evaluate needs exactly one of --model-dir, --cv or --predictions",
+                hint="e.g. `aei-batch evaluate DATA --model-dir M`, `aei-batch evaluate DATA --cv`",
+            )
+        if (self.model_dir or self.cv) and not self.data:
+            raise ConfigError("evaluate needs DATA (labelled RAVDESS-named audio) with --model-dir or --cv")
+
+
+def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
+    """A model directory on a labelled set: {model name: report}."""
+    from aei_batch.models.loader import load_model
+    from aei_batch.speaker import GlobalStats, normalise
+    from aei_batch.training.cv import cached_featurise, speaker_keys
+    from aei_batch.training.metrics import classification_report
+
+    model = load_model(str(opts.model_dir), opts.model_name)
+    data = cached_featurise(
+        str(opts.data),
+        model.feature_set.name,
+        runner=opts.runner,
+        cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
+    )
+    data = _unseen_actors(data, model.card.training.get("train_actors") or [])
+    if model.speaker_adaptive:
+        g = GlobalStats.from_json(model.card.options["global_stats"])
+        min_files = int(model.card.options.get("min_speaker_files", opts.min_speaker_files))
+        Z, _ = normalise(data.X, speaker_keys(data.actors), g, min_files)
+        proba = model.predict_normalised(Z)
+    else:
+        proba = model.predict_proba8(data.X)
+    report = classification_report(data.y, proba, data.actors)
+    report.update(
+        {
+            "model_version": model.version,
+            "speaker_adaptive": model.speaker_adaptive,
+            "feature_set": model.feature_set.id,
+            "source": opts.data,
+        }
+    )
+    return {model.name: report}
+
+
+def _unseen_actors(data: Any, train_actors: list[int]) -> Any:
+    """Only files of actors the model never trained on: evaluation always holds out whole actors."""
+    keep = ~np.isin(data.actors, train_actors)
+    if not keep.any():
+        raise ConfigError(
+            f"every labelled file belongs to actors the model was trained on ({sorted(set(train_actors))})",
+            hint="evaluate on other actors, or use --cv for cross-validation",
+        )
+    if not keep.all():
+        log.warning("evaluate: leaving out %d files of the model's training actors", int((~keep).sum()))
+    return data.subset(keep)
+
+
+def evaluate_cv(opts: EvalOptions) -> dict[str, dict[str, Any]]:
+    """Actor-grouped CV of the configuration: {model name: report} (with fold accuracies and fit times)."""
+    from aei_batch.models.ensemble import build_models
+    from aei_batch.training.cv import cached_featurise, cross_validate
+
+    data = cached_featurise(
+        str(opts.data),
+        opts.feature_set,
+        runner=opts.runner,
+        cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
+    )
+    build_models(opts.models, opts.seed, data.X.shape[1])  # fail fast on unknown names
+    out = {}
+    dim = data.X.shape[1]
+    for name in opts.models:
+
+        def make(name: str = name) -> Any:
+            return build_models([name], opts.seed, dim)[0]
+
+        res = cross_validate(
+            data,
+            make,
+            name,
+            n_folds=opts.folds,
+            speaker_adaptive=opts.speaker_adaptive,
+            min_speaker_files=opts.min_speaker_files,
+        )
+        out[name] = {**res.report, "fit_seconds": res.fit_seconds, "feature_set": opts.feature_set}
+    return out
+
+
+def evaluate_predictions(opts: EvalOptions) -> dict[str, dict[str, Any]]:
+    """A predictions table with labels: {model name: report} over its labelled ok rows."""
+    from aei_batch.sinks import read_predictions
+    from aei_batch.training.metrics import classification_report
+
+    table = read_predictions(str(opts.predictions), opts.table_format)
+    rows = [r for r in table.to_pylist() if r[COL.status] == "ok" and r[COL.label_emotion] in EMOTIONS]
+    if not rows:
+        raise ConfigError(
+            f"no labelled ok rows in {opts.predictions}",
+            hint="evaluate needs rows with label_emotion (RAVDESS-named inputs) and predictions",
+        )
+    out = {}
+    for name in sorted({str(r[COL.model_name]) for r in rows}):
+        sel = [r for r in rows if str(r[COL.model_name]) == name]
+        y = np.array([EMOTIONS.index(r[COL.label_emotion]) for r in sel])
+        proba = np.array([[r[c] or 0.0 for c in PROB_COLUMNS] for r in sel])
+        actors = np.array([r[COL.actor] if r[COL.actor] is not None else 0 for r in sel])
+        out[name] = classification_report(y, proba, actors)
+    return out
+
+
+def run_evaluate(opts: EvalOptions) -> dict[str, dict[str, Any]]:
+    """Compute the reports for the chosen mode and write the report folder."""
+    if opts.cv:
+        reports = evaluate_cv(opts)
+    elif opts.predictions:
+        reports = evaluate_predictions(opts)
+    else:
+        reports = evaluate_model(opts)
+    write_report(Path(opts.report_dir), reports, opts)
+    return reports
+
+
+def write_report(folder: Path, reports: dict[str, dict[str, Any]], opts: EvalOptions) -> None:
+    from aei_batch.training.plots import confusion_png, per_actor_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = "cv" if opts.cv else "predictions" if opts.predictions else "model"
+    for name, rep in reports.items():
+        confusion_png(folder / f"confusion_{name}.png", rep, title=f"{name} ({mode})")
+        if rep.get("per_actor_accuracy"):
+            per_actor_png(folder / f"per_actor_{name}.png", rep, title=f"{name}: accuracy per held-out actor")
+    doc = {
+        "mode": mode,
+        "data": opts.data,
+        "model_dir": opts.model_dir,
+        "predictions": opts.predictions,
+        "models": reports,
+    }
+    (folder / "metrics.json").write_text(json.dumps(doc, indent=1, default=float))
+
+
+def print_reports(reports: dict[str, dict[str, Any]], report_dir: str) -> None:
+    """The metrics as rich tables: one summary row per model, then per-class recall and per-actor accuracy."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title="evaluation (whole actors held out)", title_justify="left")
+    for col in ("model", "n", "accuracy", "95% CI", "fold mean ± sd", "UAR", "macro-F1", "ECE"):
+        t.add_column(col)
+    for name, r in reports.items():
+        lo, hi = r["accuracy_ci95"]
+        folds = (
+            f"{r['fold_accuracy_mean']:.3f} ± {r['fold_accuracy_sd']:.3f}"
+            if "fold_accuracy_mean" in r
+            else ""
+        )
+        t.add_row(
+            name,
+            str(r["n"]),
+            f"{r['accuracy']:.3f}",
+            f"{lo:.3f}-{hi:.3f}",
+            folds,
+            f"{r['uar']:.3f}",
+            f"{r['macro_f1']:.3f}",
+            f"{r['ece']:.3f}",
+        )
+    console.print(t)
+    c = Table(title="recall per class", title_justify="left")
+    c.add_column("model")
+    for e in EMOTIONS:
+        c.add_column(e[:8])
+    for name, r in reports.items():
+        c.add_row(name, *[f"{r['per_class_recall'].get(e, float('nan')):.2f}" for e in EMOTIONS])
+    console.print(c)
+    for name, r in reports.items():
+        per = r.get("per_actor_accuracy") or {}
+        if per:
+            console.print(f"{name} per actor: " + ", ".join(f"{a}:{v:.2f}" for a, v in sorted(per.items())))
+    console.print(f"report: {report_dir}/metrics.json and PNG figures")
