@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     TOO_SHORT = "TOO_SHORT"  # shorter than the minimum analysable duration
     TOO_LONG = "TOO_LONG"  # longer than --max-duration-s
     INVALID_AUDIO = "INVALID_AUDIO"  # NaN/Inf samples or similar that cannot be featurised
+    SILENT = "SILENT"  # every sample is (near) zero: nothing to read an emotion from
     DECODE_TIMEOUT = "DECODE_TIMEOUT"  # decoding exceeded the per-file timeout
     FEATURE_FAILED = "FEATURE_FAILED"  # feature extraction raised
     PREDICT_FAILED = "PREDICT_FAILED"  # the model raised on this file

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +15,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aei_batch import storage
-from aei_batch.errors import ConfigError, ExitCode, InputNotFoundError
+from aei_batch.errors import ConfigError, ExitCode, InputNotFoundError, StorageError
 from aei_batch.records import COL, STATUS_ERROR, FileRef
+from aei_batch.segments import SegmentConfig
 from aei_batch.stages import RunContext, ScoreStage, refs_to_table
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ERROR_RATE = 0.10
+#: Longer audio becomes a TOO_LONG row. Long files are decoded and featurised in chunks (segments), so
+#: memory does not grow with duration; with --segments off a worker holds the whole file (docs/ERRORS.md).
+DEFAULT_MAX_DURATION_S = 4 * 3600.0
+DEFAULT_DECODE_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -31,17 +37,41 @@ class ScoreOptions:
     model_dir: str
     output: str
     model_name: str | None = None
-    runner: str = "ray"
-    table_format: str = "parquet"
+    runner: str = "auto"  # auto | ray | local (aei_batch.runners.resolve_runner)
+    table_format: str = "iceberg"  # iceberg | parquet (aei_batch.tables.FORMATS)
+    mode: str = "merge"  # merge | overwrite-run-date (aei_batch.tables.MODES)
+    incremental: bool = False  # score only files whose (uri, etag, model_version) is not in the table yet
+    catalog_uri: str | None = None  # Iceberg catalog URI (else AEI_CATALOG_URI, catalog.uri, embedded sqlite)
+    catalog: dict[str, Any] | None = None  # pyiceberg catalog properties (the `catalog:` block of --config)
+    table: str | None = None  # Iceberg table identifier (default aei.predictions)
     extensions: list[str] | None = None
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     max_file_mb: float | None = 512.0
-    max_duration_s: float | None = 4 * 3600.0
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S
+    decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S
     batch_size: int = 16
     workers: int | None = None
     progress: bool = True
+    # Long files: windows, voice gate, per channel; auto segments files over two windows (docs/SEGMENTS.md).
+    segments: SegmentConfig = field(default_factory=lambda: SegmentConfig(mode="auto"))
+    # Video files (docs/VIDEO.md): face model, frame sampling, per-frame table, fusion weight override.
+    video_model: str = "pretrained-fer"  # or a video model directory (aei-batch train --modality video)
+    video_model_name: str | None = None
+    frame_every: int = 20
+    frame_fps: float | None = None
+    frames_table: str | None = None  # location of the per-frame table; None: not written
+    audio_weight: float | None = None  # None: the video model card's fitted weight, else 0.5
+    # Speaker-adaptive two-pass scoring (aei_batch/speaker_pass.py): None follows the model card.
+    speaker_adaptive: bool | None = None
+    min_speaker_files: int | None = None  # None: the model card's value (training default 10)
+    speaker_pattern: str | None = None  # regex on the file name; group 1 is the speaker key
 
     def __post_init__(self) -> None:
+        if self.min_speaker_files is not None and self.min_speaker_files < 2:
+            raise ConfigError(f"--min-speaker-files must be at least 2, got {self.min_speaker_files}")
+        from aei_batch.speaker import compile_pattern
+
+        compile_pattern(self.speaker_pattern)
         if not 0.0 <= self.max_error_rate <= 1.0:
             raise ConfigError(f"--max-error-rate must be between 0 and 1, got {self.max_error_rate}")
         if self.batch_size < 1:
@@ -50,12 +80,24 @@ class ScoreOptions:
             raise ConfigError(f"--max-file-mb must be positive, got {self.max_file_mb}")
         if self.max_duration_s is not None and self.max_duration_s <= 0:
             raise ConfigError(f"--max-duration-s must be positive, got {self.max_duration_s}")
-        if self.runner not in ("ray", "local"):
-            raise ConfigError(f"unknown runner {self.runner!r}", hint="use --runner ray or --runner local")
-        if self.table_format not in ("parquet",):
-            raise ConfigError(f"unknown table format {self.table_format!r}", hint="use --format parquet")
+        if self.decode_timeout_s is not None and self.decode_timeout_s < 0:
+            raise ConfigError(f"--decode-timeout-s must be 0 (off) or more, got {self.decode_timeout_s}")
+        if self.runner not in ("auto", "ray", "pool", "local"):
+            raise ConfigError(f"unknown runner {self.runner!r}", hint="use --runner auto, ray, pool or local")
+        from aei_batch.tables import validate_format, validate_mode
+
+        validate_format(self.table_format)
+        validate_mode(self.mode)
+        if self.incremental and self.mode == "overwrite-run-date":
+            raise ConfigError(
+                "--incremental cannot be combined with --mode overwrite-run-date",
+                hint="overwrite-run-date rescores a whole day: drop --incremental",
+            )
         if self.extensions:
             self.extensions = [e if e.startswith(".") else f".{e}" for e in self.extensions]
+        from aei_batch.models.video_scorer import validate_video_options
+
+        validate_video_options(self.frame_every, self.frame_fps, self.audio_weight)
 
 
 @dataclass
@@ -71,6 +113,8 @@ class RunSummary:
     emotions: dict[str, int] = field(default_factory=dict)
     model: str = ""
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
+    skipped: int = 0  # listed files left out by --incremental: already scored with this model
+    replaced: int = 0  # rows of earlier runs replaced by this run's rows (same key)
 
     @property
     def files_per_s(self) -> float:
@@ -98,51 +142,289 @@ def list_refs(source: str, extensions: Iterable[str] | None) -> list[FileRef]:
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="file", desc="scoring", disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5)
+    return tqdm(
+        total=total,
+        unit="file",
+        desc="scoring",
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
 
 
 def run_score(opts: ScoreOptions) -> RunSummary:
     """Score every file under `opts.source` into the table at `opts.output`. Raises AeiError subclasses."""
-    from aei_batch.models.loader import load_model
-    from aei_batch.runners import run_stage
-    from aei_batch.sinks.parquet import ParquetSink
-
     t0 = time.perf_counter()
+    try:
+        return _run_score(opts, t0)
+    finally:
+        _end_prestart()
+
+
+def _prestart(runner: str, workers: int | None) -> None:
+    """Start Ray / the pool's workers in the background while the driver loads the model, lists and opens
+    the table: their start-up (seconds) overlaps the driver's own."""
+    if runner == "ray":
+        from aei_batch.runners.ray_runner import prestart_ray
+
+        prestart_ray()
+    elif runner == "pool":
+        from aei_batch.runners.pool import prestart_pool
+
+        prestart_pool(workers)
+
+
+def _end_prestart() -> None:
+    """After the run: stop pool workers that were started but not used (an error before scoring); wait
+    for a Ray start under way, so that Ray's exit handler can stop what it started."""
+    if "aei_batch.runners.pool" in sys.modules:
+        from aei_batch.runners.pool import shutdown_prestarted
+
+        shutdown_prestarted()
+    if "aei_batch.runners.ray_runner" in sys.modules:
+        from aei_batch.runners.ray_runner import wait_prestart
+
+        wait_prestart()
+
+
+def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
+    from aei_batch.models.loader import load_model
+    from aei_batch.runners import resolve_runner, run_stage
+
     if storage.is_s3(opts.output):
         storage.check_s3_access(opts.output)
+    _prestart(opts.runner, opts.workers)
     model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
     refs = list_refs(opts.source, opts.extensions)
+    runner = resolve_runner(opts.runner, [r.size for r in refs])
+    log.info("runner: %s (--runner %s, %d files)", runner, opts.runner, len(refs))
+    _prestart(runner, opts.workers)
     ctx = RunContext.new(
         opts.model_dir,
         model_name=model.name,
         max_file_bytes=int(opts.max_file_mb * 1024 * 1024) if opts.max_file_mb else None,
         max_duration_s=opts.max_duration_s,
+        decode_timeout_s=opts.decode_timeout_s or None,
+        options={"segments": opts.segments.as_dict(), **_video_options(opts, refs)},
     )
-    sink = ParquetSink(opts.output, ctx.run_id, ctx.run_date.isoformat())
+    sink = _open_sink(opts, ctx)
+    seg_sink = _open_segments_sink(opts, ctx)
+    frames_sink = _open_frames_sink(opts, ctx)
+    scored_keys: list[pa.Table] = []
+    refs, skipped = _incremental(opts, sink, refs, model.version)
     errors: Counter[str] = Counter()
     emotions: Counter[str] = Counter()
     bar = _progress(len(refs), opts.progress)
     try:
-        for out in run_stage(ScoreStage, {"ctx": ctx}, refs_to_table(refs), runner=opts.runner,
-                             batch_size=opts.batch_size, workers=opts.workers):
+        if refs and _two_pass(opts, model):
+            outputs = _speaker_adaptive_outputs(opts, ctx, model, refs)
+        else:
+            outputs = (
+                run_stage(
+                    ScoreStage,
+                    {"ctx": ctx},
+                    refs_to_table(refs),
+                    runner=runner,
+                    batch_size=opts.batch_size,
+                    workers=opts.workers,
+                )
+                if refs
+                else iter(())
+            )
+        for out in outputs:  # no refs: --incremental found nothing new; nothing to start
+            out = _split_frames(out, frames_sink)
+            out = _split_segments(out, seg_sink, scored_keys)
             sink.write(out)
             _count(out, errors, emotions)
             bar.update(out.num_rows)
+            if sink.rows == out.num_rows:
+                _test_pause("after_first_batch")
         if sink.rows != len(refs):
             raise RuntimeError(f"{len(refs)} files listed but {sink.rows} rows produced; nothing committed")
-        destination = sink.commit()
+        _test_pause("before_commit")
+        with _storage_failures_are_systemic("committing the run"):
+            if frames_sink is not None:  # like segments: published before the predictions rows that name them
+                frames_sink.commit()
+            if seg_sink is not None:  # segments first: readers join them by the predictions rows' run_id
+                seg_sink.commit(pa.concat_tables(scored_keys) if scored_keys else None)
+            destination = sink.commit()
     except BaseException:
         sink.abort()
+        if frames_sink is not None:
+            frames_sink.abort()
+        if seg_sink is not None:
+            seg_sink.abort()
         raise
     finally:
         bar.close()
     n_err = sum(errors.values())
     return RunSummary(
-        run_id=ctx.run_id, source=opts.source, destination=destination, files=len(refs), scored=len(refs) - n_err,
-        errors=n_err, seconds=time.perf_counter() - t0, error_codes=dict(errors), emotions=dict(emotions),
-        model=f"{model.name} {model.version}", max_error_rate=opts.max_error_rate,
+        run_id=ctx.run_id,
+        source=opts.source,
+        destination=destination,
+        files=len(refs),
+        scored=len(refs) - n_err,
+        errors=n_err,
+        seconds=time.perf_counter() - t0,
+        error_codes=dict(errors),
+        emotions=dict(emotions),
+        model=f"{model.name} {model.version}",
+        max_error_rate=opts.max_error_rate,
+        skipped=skipped,
+        replaced=sink.replaced,
     )
+
+
+@contextlib.contextmanager
+def _storage_failures_are_systemic(what: str) -> Iterator[None]:
+    """Connection failures while publishing become StorageError (exit 8), not a traceback (exit 1)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.classify_s3_error(exc, what) from None
+    except OSError as exc:  # pyarrow's S3 filesystem and local disks raise OSError subclasses
+        raise StorageError(
+            f"storage failure while {what}: {exc}",
+            hint="check the output location; the predictions table was not changed",
+        ) from None
+
+
+def _two_pass(opts: ScoreOptions, model: Any) -> bool:
+    """Speaker-adaptive scoring when the model expects it, unless --no-speaker-adaptive."""
+    if opts.speaker_adaptive and not model.speaker_adaptive:
+        raise ConfigError(
+            f"model {model.name} was not trained in speaker-adaptive mode",
+            hint="retrain with `aei-batch train --speaker-adaptive`, or drop the flag",
+        )
+    return bool(model.speaker_adaptive and opts.speaker_adaptive is not False)
+
+
+def _speaker_adaptive_outputs(opts: ScoreOptions, ctx: RunContext, model: Any, refs: list[FileRef]) -> Any:
+    from aei_batch.speaker_pass import score_two_pass
+
+    min_files = opts.min_speaker_files or int(model.card.options.get("min_speaker_files", 10))
+    return score_two_pass(
+        ctx,
+        model,
+        refs,
+        runner=opts.runner,
+        batch_size=opts.batch_size,
+        workers=opts.workers,
+        min_speaker_files=min_files,
+        speaker_pattern=opts.speaker_pattern,
+    )
+
+
+def _open_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
+    """The run's table sink (opening an Iceberg table fails fast on catalog problems, before scoring)."""
+    from aei_batch.sinks import open_sink
+    from aei_batch.tables import resolve_catalog
+
+    catalog = None
+    if opts.table_format == "iceberg":
+        catalog = resolve_catalog(
+            opts.output, catalog_uri=opts.catalog_uri, catalog=opts.catalog, table=opts.table
+        )
+    return open_sink(
+        opts.output,
+        ctx.run_id,
+        ctx.run_date.isoformat(),
+        fmt=opts.table_format,
+        mode=opts.mode,
+        catalog=catalog,
+    )
+
+
+def _open_segments_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
+    """The segments table's sink (format and catalog of the predictions table); None with --segments off."""
+    if opts.segments.mode == "off":
+        return None
+    from aei_batch.sinks.segments import open_segments_sink
+    from aei_batch.tables import resolve_catalog
+
+    catalog = None
+    if opts.table_format == "iceberg":
+        catalog = resolve_catalog(
+            opts.output, catalog_uri=opts.catalog_uri, catalog=opts.catalog, table=opts.table
+        )
+    return open_segments_sink(
+        opts.output,
+        ctx.run_id,
+        ctx.run_date.isoformat(),
+        fmt=opts.table_format,
+        mode=opts.mode,
+        catalog=catalog,
+    )
+
+
+def _split_segments(out: pa.Table, seg_sink: Any, scored_keys: list[pa.Table]) -> pa.Table:
+    """Move the stage's segment rows to the segments sink; remember which files this run scored."""
+    if seg_sink is None:
+        return out
+    from aei_batch.sinks.segments import split_segments
+
+    out, segs = split_segments(out)
+    if segs.num_rows:
+        seg_sink.write(segs)
+    scored_keys.append(out.select([COL.uri, COL.etag, COL.model_version]))
+    return out
+
+
+def _incremental(
+    opts: ScoreOptions, sink: Any, refs: list[FileRef], model_version: str
+) -> tuple[list[FileRef], int]:
+    """With --incremental, drop (on the driver, before fan-out) the files already scored with this model."""
+    if not opts.incremental:
+        return refs, 0
+    from aei_batch.tables import filter_unscored, settled_keys
+
+    todo, skipped = filter_unscored(refs, model_version, settled_keys(sink.existing_keys(model_version)))
+    log.info(
+        "incremental: %d of %d listed files already scored with model %s", skipped, len(refs), model_version
+    )
+    return todo, skipped
+
+
+def _video_options(opts: ScoreOptions, refs: list[FileRef]) -> dict[str, Any]:
+    from aei_batch.models.video_scorer import video_run_options
+
+    return video_run_options(opts, [r.uri for r in refs])
+
+
+def _open_frames_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
+    if not opts.frames_table:
+        return None
+    from aei_batch.sinks.frames import FramesSink
+
+    return FramesSink(opts.frames_table, ctx.run_id, ctx.run_date.isoformat())
+
+
+def _split_frames(out: pa.Table, frames_sink: Any) -> pa.Table:
+    """Take the per-frame rows off a stage batch (into the frames table when one was asked for)."""
+    from aei_batch.sinks.frames import split_frames
+
+    out, frames = split_frames(out)
+    if frames is not None and frames_sink is not None:
+        frames_sink.write(frames)
+    return out
+
+
+def _test_pause(point: str) -> None:
+    """Test-only hooks (docs/ERRORS.md): AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S / AEI_TEST_PAUSE_BEFORE_COMMIT_S.
+
+    When set (N >= 0) the driver prints `AEI_TEST: <point>` to stderr and sleeps N s there, so a fault
+    test can stop the S3 server mid-run or kill the driver before the commit. Unset: no effect.
+    """
+    import os
+
+    value = os.environ.get(f"AEI_TEST_PAUSE_{point.upper()}_S")
+    if value is None or value == "":
+        return
+    print(f"AEI_TEST: {point} (pausing {float(value):g} s)", file=sys.stderr, flush=True)
+    time.sleep(float(value))
 
 
 def _count(out: pa.Table, errors: Counter[str], emotions: Counter[str]) -> None:

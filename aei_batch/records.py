@@ -27,6 +27,8 @@ EMOTIONS: tuple[str, ...] = (
 )
 N_CLASSES = len(EMOTIONS)
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
+AUDIO_PROB_COLUMNS: tuple[str, ...] = tuple(f"audio_p_{e}" for e in EMOTIONS)
+VIDEO_PROB_COLUMNS: tuple[str, ...] = tuple(f"video_p_{e}" for e in EMOTIONS)
 
 MODALITIES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}
@@ -144,6 +146,16 @@ class _Columns:
     error_code = "error_code"
     error_message = "error_message"
     extra = "extra"
+    # Per-file rollup of a segmented (long) file; null when scored as one clip (docs/SEGMENTS.md).
+    n_segments = "n_segments"
+    speech_share = "speech_share"
+    dominant_emotion = "dominant_emotion"
+    emotion_shares = "emotion_shares"
+    # Audio-video files (docs/VIDEO.md): per-modality probabilities, face counts, video model, fusion weight.
+    frames_sampled = "frames_sampled"
+    faces_found = "faces_found"
+    video_model = "video_model"
+    fusion_audio_weight = "fusion_audio_weight"
 
 
 COL = _Columns()
@@ -181,6 +193,101 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field(COL.error_code, pa.string()),
         pa.field(COL.error_message, pa.string()),
         pa.field(COL.extra, pa.string()),
+        pa.field(COL.n_segments, pa.int32()),  # windows scored (all channels)
+        pa.field(COL.speech_share, pa.float64()),  # voiced share of the file's time (mean over channels)
+        pa.field(COL.dominant_emotion, pa.string()),  # the emotion holding the most speech time
+        pa.field(COL.emotion_shares, pa.string()),  # JSON object: emotion -> share of speech time
+        *[pa.field(c, pa.float64()) for c in AUDIO_PROB_COLUMNS],  # the audio model's p (docs/VIDEO.md)
+        *[pa.field(c, pa.float64()) for c in VIDEO_PROB_COLUMNS],  # mean of the sampled frames' p
+        pa.field(COL.frames_sampled, pa.int32()),
+        pa.field(COL.faces_found, pa.int32()),  # frames with a detected face (the others: centre crop)
+        pa.field(COL.video_model, pa.string()),  # name@version of the face model
+        pa.field(COL.fusion_audio_weight, pa.float64()),  # audio weight of the late fusion (video = 1 - it)
+    ]
+)
+
+
+class _SegmentColumns:
+    """Column names of the segments table that the predictions table does not have."""
+
+    channel = "channel"
+    segment_index = "segment_index"
+    start_s = "start_s"
+    end_s = "end_s"
+    modality = "modality"
+    top_emotion = "top_emotion"
+    top_confidence = "top_confidence"
+    speech_share = "speech_share"
+
+
+SEG = _SegmentColumns()
+
+#: The segments table: one row per scored window of a segmented file (docs/SEGMENTS.md). `channel` is
+#: null when the channels were mixed to mono, else the 0-based source channel (--per-channel).
+SEGMENTS_SCHEMA = pa.schema(
+    [
+        pa.field(COL.uri, pa.string(), nullable=False),
+        pa.field(COL.etag, pa.string()),
+        pa.field(SEG.channel, pa.int32()),
+        pa.field(SEG.segment_index, pa.int32(), nullable=False),
+        pa.field(SEG.start_s, pa.float64(), nullable=False),
+        pa.field(SEG.end_s, pa.float64(), nullable=False),
+        pa.field(SEG.modality, pa.string()),
+        *[pa.field(c, pa.float64()) for c in PROB_COLUMNS],
+        pa.field(SEG.top_emotion, pa.string()),
+        pa.field(SEG.top_confidence, pa.float64()),
+        pa.field(SEG.speech_share, pa.float64()),
+        pa.field(COL.model_name, pa.string()),
+        pa.field(COL.model_version, pa.string()),
+        pa.field(COL.feature_set, pa.string()),
+        pa.field(COL.run_id, pa.string(), nullable=False),
+        pa.field(COL.run_date, pa.date32(), nullable=False),
+        pa.field(COL.scored_at, pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+
+class _FrameColumns:
+    """Column names of the per-frame table (docs/VIDEO.md) that the predictions table does not have."""
+
+    frame_index = "frame_index"
+    time_s = "time_s"
+    face_found = "face_found"
+    face_x = "face_x"
+    face_y = "face_y"
+    face_w = "face_w"
+    face_h = "face_h"
+    top_emotion = "top_emotion"
+    top_confidence = "top_confidence"
+
+
+FRM = _FrameColumns()
+
+#: One row per sampled video frame (aei-batch score --frames-table): the face box used (the centre
+#: crop when face_found is false), the face model's 8 probabilities and its top two emotions.
+FRAME_FIELDS = [
+    pa.field(FRM.frame_index, pa.int32(), nullable=False),
+    pa.field(FRM.time_s, pa.float64()),
+    pa.field(FRM.face_found, pa.bool_(), nullable=False),
+    pa.field(FRM.face_x, pa.int32()),
+    pa.field(FRM.face_y, pa.int32()),
+    pa.field(FRM.face_w, pa.int32()),
+    pa.field(FRM.face_h, pa.int32()),
+    *[pa.field(c, pa.float64()) for c in PROB_COLUMNS],
+    pa.field(FRM.top_emotion, pa.string()),
+    pa.field(FRM.top_confidence, pa.float64()),
+    pa.field(COL.second_emotion, pa.string()),
+    pa.field(COL.second_confidence, pa.float64()),
+]
+FRAMES_SCHEMA = pa.schema(
+    [
+        pa.field(COL.uri, pa.string(), nullable=False),
+        pa.field(COL.etag, pa.string()),
+        *FRAME_FIELDS,
+        pa.field(COL.video_model, pa.string()),
+        pa.field(COL.run_id, pa.string(), nullable=False),
+        pa.field(COL.run_date, pa.date32(), nullable=False),
+        pa.field(COL.scored_at, pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
 

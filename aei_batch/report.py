@@ -21,6 +21,10 @@ def print_run_summary(s: RunSummary) -> None:
     t.add_row("source", s.source)
     t.add_row("model", s.model)
     t.add_row("files", str(s.files))
+    if s.skipped:
+        t.add_row("skipped", f"{s.skipped} (already in the table with this model: --incremental)")
+    if s.replaced:
+        t.add_row("replaced", f"{s.replaced} rows of earlier runs (same uri, etag, model version)")
     t.add_row("scored", str(s.scored))
     t.add_row("errors", f"{s.errors} ({s.error_rate:.1%})")
     for code, n in sorted(s.error_codes.items()):
@@ -33,7 +37,8 @@ def print_run_summary(s: RunSummary) -> None:
     console.print(t)
     if s.error_rate > s.max_error_rate:
         console.print(
-            f"[red]error share {s.error_rate:.1%} is over --max-error-rate {s.max_error_rate:.1%}: exit 3[/red] "
+            f"[red]error share {s.error_rate:.1%} is over --max-error-rate "
+            f"{s.max_error_rate:.1%}: exit 3[/red] "
             "(rows were committed; see error_code/error_message in the table)"
         )
 
@@ -51,8 +56,14 @@ def print_train_summary(card: ModelCard, model_dir: str) -> None:
         h = art.heldout
         if h:
             lo, hi = h["accuracy_ci95"]
-            t.add_row(name + (" *" if name == card.default_model else ""), f"{h['accuracy']:.3f}",
-                      f"{lo:.3f}-{hi:.3f}", f"{h['uar']:.3f}", f"{h['macro_f1']:.3f}", str(art.params.get("fit_seconds")))
+            t.add_row(
+                name + (" *" if name == card.default_model else ""),
+                f"{h['accuracy']:.3f}",
+                f"{lo:.3f}-{hi:.3f}",
+                f"{h['uar']:.3f}",
+                f"{h['macro_f1']:.3f}",
+                str(art.params.get("fit_seconds")),
+            )
         else:
             t.add_row(name, "n/a", "", "", "", str(art.params.get("fit_seconds")))
     console.print(t)

@@ -56,6 +56,7 @@ class RunContext:
     model_name: str | None = None
     max_file_bytes: int | None = None
     max_duration_s: float | None = None
+    decode_timeout_s: float | None = None  # None: decode in-process, no watchdog (training)
     speaker_column: str = "speaker_id"
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -71,8 +72,10 @@ class RunContext:
 def refs_to_table(refs: list[FileRef]) -> pa.Table:
     """Input references -> the Arrow table the stages consume."""
     return pa.Table.from_pylist(
-        [{"uri": r.uri, "size": r.size, "etag": r.etag, "extra": json.dumps(r.extra) if r.extra else None}
-         for r in refs],
+        [
+            {"uri": r.uri, "size": r.size, "etag": r.etag, "extra": json.dumps(r.extra) if r.extra else None}
+            for r in refs
+        ],
         schema=INPUT_SCHEMA,
     )
 
@@ -132,13 +135,18 @@ def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
     size = ref.get("size")
     limit = ctx.max_file_bytes
     if limit is not None and size is not None and size > limit:
-        raise FileError(ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)")
+        raise FileError(
+            ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)"
+        )
     try:
         data = storage.read_bytes(ref["uri"], max_bytes=limit)
     except Exception as exc:  # noqa: BLE001 - classified below
         name = type(exc).__name__
         if name in _SYSTEMIC_S3:
-            raise StorageError(f"storage unreachable while reading files ({name})") from None
+            raise StorageError(
+                f"storage unreachable while reading files ({name}, after AEI_S3_MAX_ATTEMPTS retries)",
+                hint="check AWS_ENDPOINT_URL and the network; nothing was committed: rerun when it is back",
+            ) from None
         raise FileError(ErrorCode.READ_FAILED, f"cannot read the file: {name}: {str(exc)[:200]}") from None
     if limit is not None and len(data) > limit:
         raise FileError(ErrorCode.FILE_TOO_LARGE, f"file is over the limit of {limit} bytes (--max-file-mb)")
@@ -155,12 +163,18 @@ class FeatureStage:
         self.ctx = ctx
         warm = np.sin(np.linspace(0, 2000, 22050)).astype(np.float32) * 0.1
         self.fs.extract(warm, 22050)  # compile numba kernels now, not on the first file
+        from aei_batch.limits import Watchdog
 
-    def featurise(self, ref: dict[str, Any]) -> tuple[np.ndarray, float]:
+        self.decoder = Watchdog(ctx.decode_timeout_s)  # decodes in a child process when a timeout is set
+
+    def featurise(self, ref: dict[str, Any], data: bytes | None = None) -> tuple[np.ndarray, float]:
+        """Features of one file as one clip; `data` are its bytes when the caller already read them."""
         from aei_batch.decode.audio import ANALYSIS_SR, decode_audio
 
-        data = fetch(ref, self.ctx)
-        clip = decode_audio(data, ref["uri"], sr=ANALYSIS_SR, max_duration_s=self.ctx.max_duration_s)
+        data = fetch(ref, self.ctx) if data is None else data
+        clip = self.decoder.call(
+            decode_audio, data, ref["uri"], sr=ANALYSIS_SR, max_duration_s=self.ctx.max_duration_s
+        )
         del data
         try:
             vec = self.fs.extract(clip.y, clip.sr)
@@ -180,15 +194,42 @@ class ScoreStage:
         self.ctx = ctx
         self.model = load_model(ctx.model_dir, ctx.model_name)
         self.features = FeatureStage(self.model.feature_set.name, ctx)
+        from aei_batch.segments import SegmentScorer
+
+        # Long files scored window by window (docs/SEGMENTS.md); None when --segments off.
+        self.segmenter = SegmentScorer.maybe(ctx, self.model, getattr(self.features, "decoder", None))
+        from aei_batch.models.video_scorer import VideoScorer
+
+        # Video files: sampled frames -> faces -> face model, fused with audio (docs/VIDEO.md). Lazy: the
+        # face model (TensorFlow) loads on the first video file only.
+        self.video = VideoScorer(ctx, self.features)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         refs = batch.to_pylist()
         rows = [base_row(r, self.ctx) for r in refs]
         ok_idx: list[int] = []
         vecs: list[np.ndarray] = []
+        segments: list[list[dict[str, Any]] | None] = [None] * len(refs)
+        videos: dict[int, Any] = {}
         for i, ref in enumerate(refs):
             try:
-                vec, dur = self.features.featurise(ref)
+                data = None
+                if input_modality(ref["uri"]) == "video":
+                    item = self.video.prepare(ref, rows[i])
+                    if item.has_video:
+                        videos[i] = item
+                        if item.audio_vec is not None:
+                            ok_idx.append(i)
+                            vecs.append(item.audio_vec)
+                        continue
+                    data = item.data  # a video container without a video track: scored as audio
+                if self.segmenter is not None:
+                    done = self.segmenter.score_file(ref, rows[i])
+                    if isinstance(done, list):
+                        segments[i] = done
+                        continue
+                    data = done.data if done.data is not None else data
+                vec, dur = self.features.featurise(ref, data)
                 rows[i][COL.duration_s] = dur
                 ok_idx.append(i)
                 vecs.append(vec)
@@ -200,7 +241,16 @@ class ScoreStage:
                 log.exception("unexpected error on %s", ref["uri"])
                 fill_error(rows[i], ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
         self._predict(rows, ok_idx, vecs)
+        frames = self.video.finish(rows, videos)
         out = rows_to_table(rows)
+        if self.video.want_frames:
+            from aei_batch.sinks.frames import attach_frames
+
+            out = attach_frames(out, frames)  # the driver splits them off to the frames table
+        if self.segmenter is not None:
+            from aei_batch.sinks.segments import attach_segments
+
+            out = attach_segments(out, segments)  # the driver splits them off to the segments table
         if out.num_rows != batch.num_rows:
             raise RuntimeError(f"stage returned {out.num_rows} rows for {batch.num_rows} inputs")
         return out
@@ -246,8 +296,13 @@ class FeatureTableStage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
         for ref in batch.to_pylist():
-            row: dict[str, Any] = {"uri": ref["uri"], "features": None, "duration_s": None,
-                                   "error_code": None, "error_message": None}
+            row: dict[str, Any] = {
+                "uri": ref["uri"],
+                "features": None,
+                "duration_s": None,
+                "error_code": None,
+                "error_message": None,
+            }
             try:
                 vec, row["duration_s"] = self.features.featurise(ref)
                 row["features"] = vec.tolist()
@@ -256,6 +311,9 @@ class FeatureTableStage:
             except StorageError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                row["error_code"], row["error_message"] = str(ErrorCode.INTERNAL), f"{type(exc).__name__}: {exc}"
+                row["error_code"], row["error_message"] = (
+                    str(ErrorCode.INTERNAL),
+                    f"{type(exc).__name__}: {exc}",
+                )
             rows.append(row)
         return pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)

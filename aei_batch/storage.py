@@ -43,9 +43,30 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-@functools.lru_cache(maxsize=1)
 def s3_client() -> Any:
-    """One boto3 S3 client per process, with adaptive retries (transient errors back off and retry)."""
+    """A boto3 S3 client with adaptive retries (transient errors back off and retry).
+
+    One client per process and per credential environment: if AWS_* variables change (tests, a
+    long-lived driver), a new client is made rather than reusing one bound to stale settings.
+    """
+    env = tuple(os.environ.get(k, "") for k in _CLIENT_ENV)
+    return _client_for(hashlib.sha256("\0".join(env).encode()).hexdigest())
+
+
+_CLIENT_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AEI_S3_MAX_ATTEMPTS",
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(env_digest: str) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -75,13 +96,17 @@ def classify_s3_error(exc: BaseException, what: str) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchBucket", "404", "NotFound"):
-            return InputNotFoundError(f"bucket not found while {what}", hint="check the bucket name in the URI")
+            return InputNotFoundError(
+                f"bucket not found while {what}", hint="check the bucket name in the URI"
+            )
         if code in _CRED_CODES or code == "403":
             return CredentialsError(
                 f"S3 rejected the credentials while {what} ({code})",
                 hint="check the access key and secret (or role) for this endpoint",
             )
-        return StorageError(f"S3 error {code} while {what}", hint="see the storage logs; nothing was committed")
+        return StorageError(
+            f"S3 error {code} while {what}", hint="see the storage logs; nothing was committed"
+        )
     return StorageError(f"storage failure while {what}: {type(exc).__name__}: {exc}")
 
 

@@ -51,11 +51,21 @@ def _formant_gain(freqs: np.ndarray, formants: tuple[int, ...], scale: float) ->
     return gain
 
 
-def synth_clip(emotion: str, actor: int, *, intensity: int = 1, statement: int = 1, repetition: int = 1,
-               sr: int = 16_000, seconds: float = 2.0) -> np.ndarray:
+def synth_clip(
+    emotion: str,
+    actor: int,
+    *,
+    intensity: int = 1,
+    statement: int = 1,
+    repetition: int = 1,
+    sr: int = 16_000,
+    seconds: float = 2.0,
+) -> np.ndarray:
     """One utterance as float32 mono at `sr`."""
     p = PROSODY[emotion]
-    rng = np.random.default_rng(zlib.crc32(f"{emotion}-{actor}-{intensity}-{statement}-{repetition}".encode()))
+    rng = np.random.default_rng(
+        zlib.crc32(f"{emotion}-{actor}-{intensity}-{statement}-{repetition}".encode())
+    )
     strength = 1.0 if intensity == 1 else 1.35
     female = actor % 2 == 0
     base_f0 = (200.0 if female else 115.0) * (1 + 0.06 * ((actor * 7) % 5 - 2))
@@ -87,9 +97,16 @@ def synth_clip(emotion: str, actor: int, *, intensity: int = 1, statement: int =
     return (y / max(1.0, np.max(np.abs(y)) / 0.98)).astype(np.float32)
 
 
-def make_corpus(folder: str | Path, *, actors: range | list[int] = range(17, 25), statements: tuple[int, ...] = (1, 2),
-                repetitions: tuple[int, ...] = (1,), sr: int = 16_000, seconds: float = 2.0,
-                ext: str = ".wav") -> list[Path]:
+def make_corpus(
+    folder: str | Path,
+    *,
+    actors: range | list[int] = range(17, 25),
+    statements: tuple[int, ...] = (1, 2),
+    repetitions: tuple[int, ...] = (1,),
+    sr: int = 16_000,
+    seconds: float = 2.0,
+    ext: str = ".wav",
+) -> list[Path]:
     """Write a RAVDESS-named corpus (`Actor_XX/03-01-EE-II-SS-RR-AA.wav`), speech only, and list its files."""
     import soundfile as sf
 
@@ -102,8 +119,15 @@ def make_corpus(folder: str | Path, *, actors: range | list[int] = range(17, 25)
             for stmt in statements:
                 for rep in repetitions:
                     intensity = 1 if emotion == "neutral" else 1 + (stmt + rep) % 2
-                    y = synth_clip(emotion, actor, intensity=intensity, statement=stmt, repetition=rep, sr=sr,
-                                   seconds=seconds)
+                    y = synth_clip(
+                        emotion,
+                        actor,
+                        intensity=intensity,
+                        statement=stmt,
+                        repetition=rep,
+                        sr=sr,
+                        seconds=seconds,
+                    )
                     path = d / f"03-01-{e:02d}-{intensity:02d}-{stmt:02d}-{rep:02d}-{actor:02d}{ext}"
                     sf.write(path, y, sr)
                     paths.append(path)

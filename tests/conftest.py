@@ -31,8 +31,15 @@ def trained_model(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
     from aei_batch.training.train import TrainOptions, run_train
 
     model_dir = tmp_path_factory.mktemp("model")
-    run_train(TrainOptions(data=str(synth_corpus), model_dir=str(model_dir), holdout_actors=[21, 22, 23, 24],
-                           runner="local", progress=False))
+    run_train(
+        TrainOptions(
+            data=str(synth_corpus),
+            model_dir=str(model_dir),
+            holdout_actors=[21, 22, 23, 24],
+            runner="local",
+            progress=False,
+        )
+    )
     return model_dir
 
 

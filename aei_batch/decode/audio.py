@@ -10,6 +10,7 @@ Channels are averaged to mono; resampling uses soxr HQ (librosa's default).
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,8 @@ from aei_batch.errors import ErrorCode, FileError
 
 ANALYSIS_SR = 22_050
 MIN_DURATION_S = 0.25  # below this there are too few frames for stable statistics
+SILENCE_PEAK = 1e-4  # -80 dBFS: below one step of 16-bit PCM (3e-5) x 3; nothing audible to score
+_ADDRESS = re.compile(r" object at 0x[0-9a-fA-F]+")
 _SOUNDFILE_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
 
 
@@ -62,7 +65,6 @@ def _decode_pyav(data: bytes, max_duration_s: float | None) -> tuple[np.ndarray,
             kind = "video-only container" if container.streams.video else "container"
             raise FileError(ErrorCode.NO_AUDIO_STREAM, f"{kind} has no audio track")
         stream = container.streams.audio[0]
-        stream.thread_type = "AUTO"
         chunks: list[np.ndarray] = []
         total = 0
         sr = int(stream.codec_context.sample_rate or stream.rate or 0)
@@ -80,6 +82,17 @@ def _decode_pyav(data: bytes, max_duration_s: float | None) -> tuple[np.ndarray,
         raise FileError(ErrorCode.DECODE_FAILED, "the audio track decoded to no samples")
     channels = min(c.shape[0] for c in chunks)
     return np.concatenate([c[:channels] for c in chunks], axis=1), sr
+
+
+def watchdog_warm_up() -> None:
+    """Import the lazily imported codecs and resampler and decode a tiny clip once (aei_batch.limits calls
+    this in a new decoder process, so the first file's decode timeout measures decoding only)."""
+    import av  # noqa: F401 - imported for its start-up cost
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.sin(np.arange(8000, dtype=np.float32) / 10) * 0.1, 16000, format="WAV", subtype="PCM_16")
+    decode_audio(buf.getvalue(), "warm.wav")
 
 
 def to_mono_resampled(y: np.ndarray, sr: int, target_sr: int = ANALYSIS_SR) -> np.ndarray:
@@ -116,7 +129,8 @@ def decode_audio(
         except FileError:
             raise
         except Exception as exc:  # noqa: BLE001 - every backend failure is recorded, then reported
-            attempts.append(f"{backend_name}: {type(exc).__name__}: {str(exc)[:160]}")
+            detail = _ADDRESS.sub("", str(exc))[:160]  # object reprs carry memory addresses: unstable
+            attempts.append(f"{backend_name}: {type(exc).__name__}: {detail}")
     if raw is None:
         raise FileError(ErrorCode.DECODE_FAILED, "cannot decode audio; " + "; ".join(attempts))
     if raw.size == 0:
@@ -124,11 +138,15 @@ def decode_audio(
     if not np.isfinite(raw).all():
         bad = int((~np.isfinite(raw)).sum())
         raise FileError(ErrorCode.INVALID_AUDIO, f"{bad} samples are NaN or infinite")
+    peak = float(np.abs(raw).max())
+    if peak < SILENCE_PEAK:  # an emotion read from digital silence would be noise presented as a result
+        raise FileError(ErrorCode.SILENT, f"the audio is silent (peak {peak:.1e}, limit {SILENCE_PEAK:.0e})")
     y = to_mono_resampled(raw, src_sr, sr)
     clip = AudioClip(y=y, sr=sr, source_sr=src_sr, source_channels=int(raw.shape[0]))
     if clip.duration_s < min_duration_s:
         raise FileError(
-            ErrorCode.TOO_SHORT, f"audio lasts {clip.duration_s:.3f} s, under the minimum of {min_duration_s} s"
+            ErrorCode.TOO_SHORT,
+            f"audio lasts {clip.duration_s:.3f} s, under the minimum of {min_duration_s} s",
         )
     if max_duration_s is not None and clip.duration_s > max_duration_s:
         raise FileError(ErrorCode.TOO_LONG, _too_long_msg(clip.duration_s, max_duration_s))

@@ -53,6 +53,6 @@ SEED = register(
             _stat_names("mfcc", 13) + _stat_names("mfcc_d1", 13) + _stat_names("mfcc_d2", 13) + ["rms_mean"]
         ),
         fn=seed_mfcc157,
-        description="The 2019 seed study's set: 13 MFCC + deltas + delta-deltas x (min,max,std,mean) + mean RMS.",
+        description="The 2019 seed study's set: 13 MFCC + deltas + delta-deltas x (min,max,std,mean) + RMS.",
     )
 )

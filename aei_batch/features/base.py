@@ -52,8 +52,13 @@ class FeatureSet:
         return vec
 
     def card(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "params": self.params, "hash": self.param_hash,
-                "dim": self.dim}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "params": self.params,
+            "hash": self.param_hash,
+            "dim": self.dim,
+        }
 
 
 _REGISTRY: dict[str, FeatureSet] = {}
@@ -66,7 +71,7 @@ def register(fs: FeatureSet) -> FeatureSet:
 
 def _load_builtin() -> None:
     # Importing the modules registers their sets; kept lazy so `import aei_batch` stays light.
-    from aei_batch.features import audio  # noqa: F401
+    from aei_batch.features import audio, rich  # noqa: F401
 
 
 def get_feature_set(name: str) -> FeatureSet:

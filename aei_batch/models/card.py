@@ -93,8 +93,28 @@ def materialise(model_dir: str) -> Path:
     (local / CARD_NAME).write_bytes(card_bytes)
     card = load_card(local)
     for art in card.models.values():
-        (local / art.file).write_bytes(storage.read_bytes(prefix + art.file))
+        dest = artifact_path(local, art.file)
+        try:
+            data = storage.read_bytes(prefix + art.file)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"cannot read model artifact {prefix}{art.file}: {type(exc).__name__}") from None
+        dest.write_bytes(data)
     return local
+
+
+def artifact_path(local_dir: Path, file: str) -> Path:
+    """`local_dir / file` for a plain file name; refuses names that would leave the model directory.
+
+    A card read from object storage is untrusted until its artifacts verify: `../x`, `/etc/x` or
+    `sub/x` must not make us write (materialise) or read (verify) anywhere else.
+    """
+    name = str(file)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ModelError(
+            f"model card names an artifact {name!r} that is not a plain file name (refusing it)",
+            hint="the card was edited or corrupted: restore or retrain the model",
+        )
+    return local_dir / name
 
 
 def load_card(local_dir: Path) -> ModelCard:
@@ -110,9 +130,11 @@ def load_card(local_dir: Path) -> ModelCard:
 
 
 def verify_artifact(local_dir: Path, art: ArtifactInfo) -> Path:
-    path = local_dir / art.file
+    path = artifact_path(local_dir, art.file)
     if not path.is_file():
-        raise ModelError(f"model artifact {art.file} missing from {local_dir}", hint="restore or retrain the model")
+        raise ModelError(
+            f"model artifact {art.file} missing from {local_dir}", hint="restore or retrain the model"
+        )
     actual = sha256_file(path)
     if actual != art.sha256:
         raise ModelError(

@@ -25,7 +25,23 @@ class LoadedModel:
     def version(self) -> str:
         return self.card.model_version
 
+    @property
+    def speaker_adaptive(self) -> bool:
+        """Whether the model expects speaker-normalised features (aei_batch/speaker.py)."""
+        return bool(self.card.options.get("speaker_adaptive"))
+
     def predict_proba8(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities from raw features. A speaker-adaptive model, given no speaker statistics here,
+        z-scores with the training data's global statistics (its documented fallback)."""
+        if self.speaker_adaptive:
+            from aei_batch.speaker import GlobalStats
+
+            g = GlobalStats.from_json(self.card.options["global_stats"])
+            X = ((np.asarray(X, dtype=np.float64) - g.mean) / g.std).astype(np.float32)
+        return self.predict_normalised(X)
+
+    def predict_normalised(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities from features already normalised the way the model was trained."""
         return np.asarray(self.classifier.predict_proba8(X), dtype=np.float64)
 
 
@@ -38,6 +54,10 @@ def _load_classifier(local_dir: Any, name: str, art: ArtifactInfo) -> Any:
             return XGBoostClassifier.load(name, path, art.classes)
         if art.kind == "sklearn":
             return SklearnClassifier.load(name, path)
+        if art.kind == "keras_audio":
+            from aei_batch.models.keras_audio import KerasAudioClassifier
+
+            return KerasAudioClassifier.load(name, path, art.classes)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -62,6 +82,11 @@ def load_model(model_dir: str, name: str | None = None) -> LoadedModel:
     """Verify and load `name` (default: the card's default model) from a local or s3:// model directory."""
     local = materialise(model_dir)
     card = load_card(local)
+    if card.options.get("modality") == "video":
+        raise ModelError(
+            f"{model_dir} holds a video (face) model, not an audio model",
+            hint="pass it as --video-model; --model-dir takes an audio model directory",
+        )
     fs = check_feature_hash(card)
     chosen = name or card.default_model
     if chosen not in card.models:

@@ -31,6 +31,7 @@ SKOPS_ALLOWED = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "numpy.dtype",
         "builtins.getattr",
+        "sklearn.utils._bunch.Bunch",  # VotingClassifier.named_estimators_ (a dict with attribute access)
     }
 )
 
@@ -95,7 +96,9 @@ class XGBoostClassifier:
     kind = "xgboost"
     suffix = ".xgb.json"
 
-    def __init__(self, name: str, params: dict[str, Any] | None = None, classes: np.ndarray | None = None) -> None:
+    def __init__(
+        self, name: str, params: dict[str, Any] | None = None, classes: np.ndarray | None = None
+    ) -> None:
         import xgboost as xgb
 
         self.name = name
@@ -146,7 +149,9 @@ def seed_models(seed: int = 0) -> list[Any]:
 
     svc = make_pipeline(
         StandardScaler(),
-        CalibratedClassifierCV(SVC(kernel="rbf", C=10.0, gamma="scale", random_state=seed), ensemble=False, cv=3),
+        CalibratedClassifierCV(
+            SVC(kernel="rbf", C=10.0, gamma="scale", random_state=seed), ensemble=False, cv=3
+        ),
     )
     rf = RandomForestClassifier(n_estimators=300, min_samples_leaf=1, n_jobs=1, random_state=seed)
     return [

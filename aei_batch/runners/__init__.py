@@ -1,26 +1,80 @@
-"""Where the stages run: in-process (`local`) or on a Ray cluster (`ray`)."""
+"""Where the stages run: in-process (`local`), a process pool on this machine (`pool`) or Ray (`ray`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 
+RUNNERS = ("auto", "ray", "pool", "local")
+#: `--runner auto` scores inputs this small in-process: starting even a process pool costs a few seconds of
+#: imports per worker (bench/bench_small.py). Override with AEI_AUTO_LOCAL_MAX_FILES.
+AUTO_LOCAL_MAX_FILES = 200
+#: ... as long as they hold no more than this many bytes (long recordings and videos get all the cores).
+AUTO_LOCAL_MAX_BYTES = 64 << 20
+_UNKNOWN_SIZE = 1 << 20  # a file of unknown size (manifest without sizes) counts as 1 MiB
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """A copy of `table` holding only its own rows. A slice shares its parent's buffers, and pickling or
+    putting it in Ray's object store ships all of them: a 16-row slice of a 20,000-row input table
+    weighed as much as the whole table, for every batch (bench/bench_scale.py: the driver's memory grew
+    with the number of files)."""
+    return pa.Table.from_pylist(table.to_pylist(), schema=table.schema)
+
+
+def resolve_runner(runner: str, sizes: Sequence[int | None]) -> str:
+    """The runner `auto` stands for, given the sizes of the input files.
+
+    * `local` (in-process) for small inputs: fewer than AUTO_LOCAL_MAX_FILES files and at most
+      AUTO_LOCAL_MAX_BYTES bytes, where starting Ray would cost more than the work itself;
+    * `ray` otherwise: the cluster named by RAY_ADDRESS, the Ray already up in this process, or an
+      embedded local Ray. `--runner pool` (one process per CPU, no Ray) is the faster choice on a single
+      machine for mid-sized inputs (docs/PERFORMANCE.md) but has no batch retries, so it is never chosen
+      automatically.
+
+    Other values are returned as they are.
+    """
+    if runner != "auto":
+        return runner
+    ray = sys.modules.get("ray")
+    if os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()):
+        return "ray"
+    max_files = int(os.environ.get("AEI_AUTO_LOCAL_MAX_FILES", AUTO_LOCAL_MAX_FILES))
+    total = sum(_UNKNOWN_SIZE if s is None else s for s in sizes)
+    return "local" if len(sizes) < max_files and total <= AUTO_LOCAL_MAX_BYTES else "ray"
+
 
 def run_stage(
-    stage_cls: type, stage_kwargs: dict[str, Any], table: pa.Table, *, runner: str = "ray", batch_size: int = 16,
+    stage_cls: type,
+    stage_kwargs: dict[str, Any],
+    table: pa.Table,
+    *,
+    runner: str = "ray",
+    batch_size: int = 16,
     workers: int | None = None,
 ) -> Iterator[pa.Table]:
     """Run `stage_cls(**stage_kwargs)` over `table` in batches; yield output tables as they complete."""
+    if runner == "auto":
+        runner = resolve_runner(
+            runner,
+            table.column("size").to_pylist() if "size" in table.column_names else [None] * table.num_rows,
+        )
     if runner == "local":
         from aei_batch.runners.local import run_local
 
         return run_local(stage_cls, stage_kwargs, table, batch_size=batch_size)
+    if runner == "pool":
+        from aei_batch.runners.pool import run_pool
+
+        return run_pool(stage_cls, stage_kwargs, table, batch_size=batch_size, workers=workers)
     if runner == "ray":
         from aei_batch.runners.ray_runner import run_ray
 
         return run_ray(stage_cls, stage_kwargs, table, batch_size=batch_size, workers=workers)
     from aei_batch.errors import ConfigError
 
-    raise ConfigError(f"unknown runner {runner!r}", hint="use --runner ray or --runner local")
+    raise ConfigError(f"unknown runner {runner!r}", hint="use --runner auto, ray, pool or local")

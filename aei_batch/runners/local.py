@@ -8,7 +8,9 @@ from typing import Any
 import pyarrow as pa
 
 
-def run_local(stage_cls: type, stage_kwargs: dict[str, Any], table: pa.Table, *, batch_size: int) -> Iterator[pa.Table]:
+def run_local(
+    stage_cls: type, stage_kwargs: dict[str, Any], table: pa.Table, *, batch_size: int
+) -> Iterator[pa.Table]:
     stage = stage_cls(**stage_kwargs)
     for start in range(0, table.num_rows, batch_size):
         yield stage(table.slice(start, batch_size))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,14 +21,64 @@ from aei_batch.errors import AeiError
 log = logging.getLogger(__name__)
 
 
+_prestart: threading.Thread | None = None
+_prestart_done = threading.Event()
+_prestart_error: list[BaseException] = []
+
+
+def prestart_ray() -> None:
+    """Start (or connect to) Ray in a background thread, so it overlaps the driver's own start-up work
+    (model load, listing, opening the table); `ensure_ray()` then waits for it. Starting an embedded Ray
+    takes 5-6 s on two cores, about as long as everything else the driver does before fanning out.
+
+    The thread stays parked after `ray.init()` until the process exits: Ray ties the processes it starts
+    (GCS, raylet) to the life of the *thread* that started them (Linux PR_SET_PDEATHSIG), so a thread that
+    returned would take the embedded cluster down with it.
+    """
+    global _prestart
+    import ray  # imported here, in the caller's thread: two threads importing the same modules can deadlock
+
+    if _prestart is not None or ray.is_initialized():
+        return
+
+    def target() -> None:
+        try:
+            _init_ray(None, None)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by ensure_ray() in the caller's thread
+            _prestart_error.append(exc)
+        finally:
+            _prestart_done.set()
+        threading.Event().wait()  # park: see the docstring
+
+    _prestart = threading.Thread(target=target, name="aei-ray-start", daemon=True)
+    _prestart.start()
+
+
+def wait_prestart() -> None:
+    """Wait for a `prestart_ray()` still under way (so that an exiting driver can shut Ray down cleanly)."""
+    if _prestart is not None and _prestart is not threading.current_thread():
+        _prestart_done.wait()
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to `address` / RAY_ADDRESS, or start an embedded local Ray."""
+    wait_prestart()
+    if _prestart_error:
+        raise _prestart_error.pop()
+    _init_ray(address, num_cpus)
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {
+        "ignore_reinit_error": True,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -61,11 +112,18 @@ def _blocks(table: pa.Table, batch_size: int, parallelism: int) -> list[pa.Table
     """Split the inputs into blocks: enough for all actors to start, none bigger than 16 batches."""
     n = table.num_rows
     per_block = max(batch_size, min(16 * batch_size, -(-n // max(1, 4 * parallelism))))
-    return [table.slice(i, per_block) for i in range(0, n, per_block)]
+    from aei_batch.runners import compact
+
+    return [compact(table.slice(i, per_block)) for i in range(0, n, per_block)]  # slices would ship it all
 
 
 def run_ray(
-    stage_cls: type, stage_kwargs: dict[str, Any], table: pa.Table, *, batch_size: int, workers: int | None = None
+    stage_cls: type,
+    stage_kwargs: dict[str, Any],
+    table: pa.Table,
+    *,
+    batch_size: int,
+    workers: int | None = None,
 ) -> Iterator[pa.Table]:
     import ray
     import ray.data
@@ -74,19 +132,34 @@ def run_ray(
     _configure_data_context()
     cpus = int(ray.cluster_resources().get("CPU", 1))
     size = max(1, min(workers or cpus, cpus))
-    ds = ray.data.from_arrow(_blocks(table, batch_size, size))
-    ds = ds.map_batches(
+    # --workers N: all N actors are up before work is handed out (else the first one ready may take it all);
+    # set on every run, since the DataContext outlives it in this process.
+    from ray.data.context import DEFAULT_WAIT_FOR_MIN_ACTORS_S
+
+    wait_s = int(os.environ.get("AEI_RAY_WAIT_FOR_WORKERS_S", "600")) if workers else None
+    ray.data.DataContext.get_current().wait_for_min_actors_s = wait_s or DEFAULT_WAIT_FOR_MIN_ACTORS_S
+    blocks = _blocks(table, batch_size, size)
+    ds = ray.data.from_arrow(blocks).map_batches(
         stage_cls,
         fn_constructor_kwargs=stage_kwargs,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
+        # --workers N asks for N actors: start them all (on a multi-node cluster they spread over the nodes).
+        # Without it, as many actors as there are blocks (at most the cluster's CPUs) start at once: an actor
+        # takes seconds to start (imports, model, feature warm-up), so growing the pool one by one from 1
+        # left a core idle for that long on a small machine.
+        compute=ray.data.ActorPoolStrategy(
+            min_size=size if workers else min(size, len(blocks)), max_size=size
+        ),
         num_cpus=1,
         batch_size=batch_size,
         batch_format="pyarrow",
         zero_copy_batch=True,
+        # A killed worker is restarted and its batch retried. Ray Data's default retries forever, so a
+        # file that kills its worker every time would hang the run: after this many retries it fails.
+        max_restarts=-1,
+        max_task_retries=int(os.environ.get("AEI_RAY_MAX_TASK_RETRIES", "3")),
     )
     try:
-        for out in ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=1):
-            yield out
+        yield from ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=1)
     except Exception as exc:
         inner = _unwrap(exc)
         if inner is not exc:

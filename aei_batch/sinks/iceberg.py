@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from aei_batch import storage, tables
 from aei_batch.errors import ConfigError, StorageError
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
+from aei_batch.sinks.staging import BufferedParquetWriter
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class IcebergSink:
         self.table: Any = open_table(settings, create=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"aei-staging-{run_id}-"))
         self._staging = self._dir / "rows.parquet"
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: BufferedParquetWriter | None = None
         self.rows = 0
         self.replaced = 0
         self.snapshot_id: int | None = None
@@ -201,7 +202,7 @@ class IcebergSink:
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._staging, PREDICTIONS_SCHEMA, compression="zstd")
+            self._writer = BufferedParquetWriter(self._staging, PREDICTIONS_SCHEMA)  # whole row groups
         self._writer.write_table(table.cast(PREDICTIONS_SCHEMA))
         self.rows += table.num_rows
 

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from aei_batch import storage, tables
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
+from aei_batch.sinks.staging import BufferedParquetWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,13 @@ class ParquetSink:
         self.run_date = run_date
         self._dir = Path(tempfile.mkdtemp(prefix=f"aei-staging-{run_id}-"))
         self._staging = self._dir / f"part-{run_id}.parquet"
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: BufferedParquetWriter | None = None
         self.rows = 0
         self.destination = partition_path(output, run_date, run_id)
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._staging, PREDICTIONS_SCHEMA, compression="zstd")
+            self._writer = BufferedParquetWriter(self._staging, PREDICTIONS_SCHEMA)  # whole row groups
         self._writer.write_table(table.cast(PREDICTIONS_SCHEMA))
         self.rows += table.num_rows
 
@@ -61,8 +62,9 @@ class ParquetSink:
             return pa.table({c: pa.array([], pa.string()) for c in tables.KEY_SCAN_COLUMNS})
         import pyarrow.dataset as ds
 
-        return dataset.to_table(columns=list(tables.KEY_SCAN_COLUMNS),
-                                filter=ds.field(COL.model_version) == model_version)
+        return dataset.to_table(
+            columns=list(tables.KEY_SCAN_COLUMNS), filter=ds.field(COL.model_version) == model_version
+        )
 
     def commit(self) -> str:
         """Publish the run's rows, replacing earlier rows with the same key; returns this run's file."""
@@ -122,15 +124,19 @@ def _partition_files(output: str) -> dict[str, list[str]]:
     if storage.is_s3(root):
         bucket, prefix = storage.split_s3(root + "/")
         pages = storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        names = [o["Key"][len(prefix):] for page in pages for o in page.get("Contents", [])]
+        names = [o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])]
     else:
         base = Path(root)
         names = [str(p.relative_to(base)) for p in base.glob("run_date=*/*.parquet")] if base.is_dir() else []
     for name in names:
         part, _, file = name.partition("/")
-        if part.startswith("run_date=") and file.endswith(".parquet") and "/" not in file \
-                and not file.startswith((".", "_")):
-            found.setdefault(part[len("run_date="):], []).append(f"{root}/{name}")
+        if (
+            part.startswith("run_date=")
+            and file.endswith(".parquet")
+            and "/" not in file
+            and not file.startswith((".", "_"))
+        ):
+            found.setdefault(part[len("run_date=") :], []).append(f"{root}/{name}")
     return found
 
 
@@ -141,9 +147,10 @@ def _read_files(output: str, uris: list[str], columns: list[str] | None) -> pa.T
     import pyarrow.dataset as ds
 
     filesystem, _ = _filesystem(output)
-    paths = [u[len("s3://"):] if storage.is_s3(u) else u for u in uris]
+    paths = [u[len("s3://") :] if storage.is_s3(u) else u for u in uris]
     return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA).to_table(
-        columns=columns)
+        columns=columns
+    )
 
 
 def _delete(uris: list[str]) -> None:
@@ -175,7 +182,7 @@ def _dataset(output: str) -> Any:
     if not files:
         return None
     filesystem, _ = _filesystem(output)
-    paths = [u[len("s3://"):] if storage.is_s3(u) else u for u in files]
+    paths = [u[len("s3://") :] if storage.is_s3(u) else u for u in files]
     return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA)
 
 
@@ -195,7 +202,13 @@ def read_table(output: str) -> pa.Table:
         path = output
         if not Path(output).exists():
             return PREDICTIONS_SCHEMA.empty_table()
-    dataset = ds.dataset(path, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA,
-                         partitioning=None, exclude_invalid_files=False,
-                         ignore_prefixes=[".", "_", "segments"])  # segments/: the sibling segments table
+    dataset = ds.dataset(
+        path,
+        format="parquet",
+        filesystem=filesystem,
+        schema=PREDICTIONS_SCHEMA,
+        partitioning=None,
+        exclude_invalid_files=False,
+        ignore_prefixes=[".", "_", "segments"],
+    )  # segments/: the sibling segments table
     return dataset.to_table()

@@ -29,8 +29,13 @@ class LabelledSet:
         return len(self.y)
 
     def subset(self, mask: np.ndarray) -> LabelledSet:
-        return LabelledSet(self.X[mask], self.y[mask], self.actors[mask],
-                           [u for u, m in zip(self.uris, mask, strict=True) if m], dict(self.skipped))
+        return LabelledSet(
+            self.X[mask],
+            self.y[mask],
+            self.actors[mask],
+            [u for u, m in zip(self.uris, mask, strict=True) if m],
+            dict(self.skipped),
+        )
 
 
 def labelled_refs(source: str, extensions: Iterable[str] | None = None) -> tuple[list[FileRef], int]:
@@ -52,7 +57,12 @@ def labelled_refs(source: str, extensions: Iterable[str] | None = None) -> tuple
 
 
 def featurise(
-    source: str, feature_set: str, *, runner: str = "ray", batch_size: int = 16, workers: int | None = None,
+    source: str,
+    feature_set: str,
+    *,
+    runner: str = "ray",
+    batch_size: int = 16,
+    workers: int | None = None,
     progress: bool = True,
 ) -> LabelledSet:
     """Decode and featurise every labelled file under `source` (fanned out like scoring)."""
@@ -68,8 +78,14 @@ def featurise(
     X, y, actors, uris = [], [], [], []
     errors = 0
     bar = tqdm(total=len(refs), unit="file", desc="features", file=sys.stderr, disable=not progress)
-    for out in run_stage(FeatureTableStage, {"ctx": ctx, "feature_set_name": feature_set}, refs_to_table(refs),
-                         runner=runner, batch_size=batch_size, workers=workers):
+    for out in run_stage(
+        FeatureTableStage,
+        {"ctx": ctx, "feature_set_name": feature_set},
+        refs_to_table(refs),
+        runner=runner,
+        batch_size=batch_size,
+        workers=workers,
+    ):
         for row in out.to_pylist():
             bar.update(1)
             if row["features"] is None:
@@ -86,7 +102,9 @@ def featurise(
         raise ConfigError(f"none of the {len(refs)} labelled files under {source} could be featurised")
     order = np.argsort(np.array(uris))  # runner output order is not guaranteed; make training deterministic
     return LabelledSet(
-        X=np.asarray(X, dtype=np.float32)[order], y=np.asarray(y, dtype=np.int64)[order],
-        actors=np.asarray(actors, dtype=np.int64)[order], uris=[uris[i] for i in order],
+        X=np.asarray(X, dtype=np.float32)[order],
+        y=np.asarray(y, dtype=np.int64)[order],
+        actors=np.asarray(actors, dtype=np.int64)[order],
+        uris=[uris[i] for i in order],
         skipped={"unlabelled": unlabelled, "unreadable": errors},
     )

@@ -32,7 +32,9 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 10)
     return float(ece)
 
 
-def classification_report(y: np.ndarray, proba: np.ndarray, actors: np.ndarray | None = None) -> dict[str, Any]:
+def classification_report(
+    y: np.ndarray, proba: np.ndarray, actors: np.ndarray | None = None
+) -> dict[str, Any]:
     """Accuracy with a 95% CI, UAR, macro-F1, per-class recall, per-actor accuracy, confusion, ECE."""
     pred = proba.argmax(axis=1)
     cm = np.zeros((N_CLASSES, N_CLASSES), dtype=int)
@@ -43,8 +45,9 @@ def classification_report(y: np.ndarray, proba: np.ndarray, actors: np.ndarray |
     present = support > 0
     recall = np.divide(tp, support, out=np.zeros(N_CLASSES), where=present)
     precision = np.divide(tp, predicted, out=np.zeros(N_CLASSES), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(N_CLASSES),
-                   where=(precision + recall) > 0)
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros(N_CLASSES), where=(precision + recall) > 0
+    )
     k = int(tp.sum())
     n = int(len(y))
     report: dict[str, Any] = {

@@ -38,7 +38,9 @@ def parse_actors(text: str | None) -> list[int]:
             else:
                 actors.append(int(part))
         except ValueError:
-            raise ConfigError(f"cannot parse actors {text!r}", hint="use e.g. 21-24, or 17,18,19,20, or none") from None
+            raise ConfigError(
+                f"cannot parse actors {text!r}", hint="use e.g. 21-24, or 17,18,19,20, or none"
+            ) from None
     if any(not 1 <= a <= 99 for a in actors):
         raise ConfigError(f"actor ids must be 1-99, got {text!r}")
     return sorted(set(actors))
@@ -70,21 +72,25 @@ BEST_FEATURE_SET = "rich_audio"
 BEST_MODELS = ("ensemble", "lda_calibrated", "lda_shrunk", "svc_tuned")  # docs/MODELS.md
 
 
-def audio_defaults(data: str, modality: str, feature_set: str | None, models: str | None,
-                   speaker_adaptive: bool | None) -> tuple[str, tuple[str, ...], bool]:
+def audio_defaults(
+    data: str, modality: str, feature_set: str | None, models: str | None, speaker_adaptive: bool | None
+) -> tuple[str, tuple[str, ...], bool]:
     """CLI defaults: the best audio configuration for audio data; the seed's names otherwise (video maps
     them to its own models)."""
     from aei_batch.training.video import resolve_modality
 
     audio = resolve_modality(data, modality) == "audio"
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
-    return (feature_set or (BEST_FEATURE_SET if audio else "seed_mfcc157"),
-            names or (BEST_MODELS if audio else SEED_MODEL_NAMES),
-            speaker_adaptive if speaker_adaptive is not None else audio)
+    return (
+        feature_set or (BEST_FEATURE_SET if audio else "seed_mfcc157"),
+        names or (BEST_MODELS if audio else SEED_MODEL_NAMES),
+        speaker_adaptive if speaker_adaptive is not None else audio,
+    )
 
 
-def build_models(names: tuple[str, ...], seed: int, dim: int = 0,
-                 params: dict[str, Any] | None = None) -> list[Any]:
+def build_models(
+    names: tuple[str, ...], seed: int, dim: int = 0, params: dict[str, Any] | None = None
+) -> list[Any]:
     """Fresh classifiers by name (the seed's three and the models of models/ensemble.py)."""
     from aei_batch.models.ensemble import build_models as build
 
@@ -120,7 +126,9 @@ def run_train(opts: TrainOptions) -> ModelCard:
     data = load_data(opts)
     train, test = split(data, opts.holdout_actors)
     if len(np.unique(train.y)) < 2:
-        raise ConfigError("training data holds fewer than two emotions", hint="give files of several emotions")
+        raise ConfigError(
+            "training data holds fewer than two emotions", hint="give files of several emotions"
+        )
     train, test, sa_options = adapt(opts, train, test)
     params = searched_params(opts, train)
     if opts.epochs and "cnn" in opts.models:
@@ -136,8 +144,11 @@ def run_train(opts: TrainOptions) -> ModelCard:
         model.save(path)
         heldout = classification_report(test.y, model.predict_proba8(test.X), test.actors) if test else {}
         artifacts[model.name] = ArtifactInfo(
-            file=path.name, kind=model.kind, sha256=sha256_file(path),
-            classes=[EMOTIONS[int(c)] for c in model.classes], heldout=heldout,
+            file=path.name,
+            kind=model.kind,
+            sha256=sha256_file(path),
+            classes=[EMOTIONS[int(c)] for c in model.classes],
+            heldout=heldout,
             params={"fit_seconds": round(time.perf_counter() - t1, 2)},
         )
         acc = f"{heldout['accuracy']:.3f}" if heldout else "n/a"
@@ -150,8 +161,14 @@ def run_train(opts: TrainOptions) -> ModelCard:
     return card
 
 
-def _card(opts: TrainOptions, data: LabelledSet, train: LabelledSet, test: LabelledSet | None,
-          artifacts: dict[str, ArtifactInfo], seconds: float) -> ModelCard:
+def _card(
+    opts: TrainOptions,
+    data: LabelledSet,
+    train: LabelledSet,
+    test: LabelledSet | None,
+    artifacts: dict[str, ArtifactInfo],
+    seconds: float,
+) -> ModelCard:
     from aei_batch.features import get_feature_set
 
     if test is not None:

@@ -1,4 +1,4 @@
-"""The spine end to end: list -> Ray -> one row per file -> a published table, from folders, S3 and manifests."""
+"""The spine end to end: list -> Ray -> one row per file -> a published table (folders, S3, manifests)."""
 
 import csv
 import json
@@ -27,8 +27,18 @@ def corpus_with_corrupt(synth_corpus, tmp_path):
 
 
 def _score(source, model_dir, output, runner, **kw):
-    return run_score(ScoreOptions(source=str(source), model_dir=str(model_dir), output=str(output), runner=runner,
-                                  table_format="parquet", progress=False, max_error_rate=1.0, **kw))
+    return run_score(
+        ScoreOptions(
+            source=str(source),
+            model_dir=str(model_dir),
+            output=str(output),
+            runner=runner,
+            table_format="parquet",
+            progress=False,
+            max_error_rate=1.0,
+            **kw,
+        )
+    )
 
 
 def _rows_by_uri(table):
@@ -54,7 +64,9 @@ def test_ray_and_local_runners_give_the_same_rows(ray_local, corpus_with_corrupt
 
 
 @pytest.mark.ray
-def test_one_corrupt_file_gives_exactly_one_error_row(ray_local, corpus_with_corrupt, trained_model, tmp_path):
+def test_one_corrupt_file_gives_exactly_one_error_row(
+    ray_local, corpus_with_corrupt, trained_model, tmp_path
+):
     summary = _score(corpus_with_corrupt, trained_model, tmp_path / "t", "ray")
     table = read_table(str(tmp_path / "t"))
     errors = table.filter(pc.equal(table[COL.status], STATUS_ERROR)).to_pylist()
@@ -99,13 +111,17 @@ def test_s3_prefix_to_s3_table(ray_local, s3_bucket, s3_env, synth_corpus, train
     for p in wavs:
         client.upload_file(str(p), s3_bucket, f"incoming/{p.parent.name}/{p.name}")
     client.put_object(Bucket=s3_bucket, Key="incoming/notes.txt", Body=b"not audio")  # filtered by extension
-    summary = _score(f"s3://{s3_bucket}/incoming/", trained_model, f"s3://{s3_bucket}/tables/predictions", "ray")
+    summary = _score(
+        f"s3://{s3_bucket}/incoming/", trained_model, f"s3://{s3_bucket}/tables/predictions", "ray"
+    )
     assert summary.files == 12 and summary.errors == 0
     assert summary.destination.startswith(f"s3://{s3_bucket}/tables/predictions/run_date=")
     table = read_table(f"s3://{s3_bucket}/tables/predictions")
     assert table.num_rows == 12
-    heads = {f"s3://{s3_bucket}/{o['Key']}": o["ETag"].strip('"') for o in
-             client.list_objects_v2(Bucket=s3_bucket, Prefix="incoming/")["Contents"]}
+    heads = {
+        f"s3://{s3_bucket}/{o['Key']}": o["ETag"].strip('"')
+        for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="incoming/")["Contents"]
+    }
     for row in table.to_pylist():
         assert row[COL.etag] == heads[row[COL.uri]]
         assert row[COL.size_bytes] > 0
@@ -116,10 +132,13 @@ def test_cli_exit_codes(synth_corpus, trained_model, tmp_path):
     out = str(tmp_path / "t")
     res = runner.invoke(app, ["score", str(synth_corpus), "--model-dir", str(tmp_path / "none"), "-o", out])
     assert res.exit_code == ExitCode.MODEL and "aei-batch train" in res.output
-    res = runner.invoke(app, ["score", str(tmp_path / "nowhere"), "--model-dir", str(trained_model), "-o", out])
+    res = runner.invoke(
+        app, ["score", str(tmp_path / "nowhere"), "--model-dir", str(trained_model), "-o", out]
+    )
     assert res.exit_code == ExitCode.INPUT_NOT_FOUND and "not found" in res.output
-    res = runner.invoke(app, ["score", str(synth_corpus), "-m", str(trained_model), "-o", out,
-                              "--max-error-rate", "2"])
+    res = runner.invoke(
+        app, ["score", str(synth_corpus), "-m", str(trained_model), "-o", out, "--max-error-rate", "2"]
+    )
     assert res.exit_code == ExitCode.CONFIG and "max-error-rate" in res.output
     assert not (tmp_path / "t").exists()  # nothing was written by failed runs
 
@@ -129,7 +148,22 @@ def test_error_rate_over_the_limit_exits_3(tmp_path, trained_model):
     src.mkdir()
     (src / "good.wav").write_bytes(media.sine_wav_bytes(seconds=1.0))
     (src / "bad.wav").write_bytes(b"")
-    res = CliRunner().invoke(app, ["score", str(src), "-m", str(trained_model), "-o", str(tmp_path / "t"),
-                                   "--runner", "local", "--format", "parquet", "--max-error-rate", "0.2"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(src),
+            "-m",
+            str(trained_model),
+            "-o",
+            str(tmp_path / "t"),
+            "--runner",
+            "local",
+            "--format",
+            "parquet",
+            "--max-error-rate",
+            "0.2",
+        ],
+    )
     assert res.exit_code == ExitCode.ERROR_RATE, res.output
     assert read_table(str(tmp_path / "t")).num_rows == 2  # rows are committed even so

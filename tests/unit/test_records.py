@@ -27,7 +27,9 @@ def test_odd_actors_are_male():
     assert parse_ravdess_name("03-01-01-01-01-01-24.flac").gender == "female"
 
 
-@pytest.mark.parametrize("name", ["call_0001.wav", "interview final.mp4", "03-01-06.wav", "a-b-c-d-e-f-g.wav"])
+@pytest.mark.parametrize(
+    "name", ["call_0001.wav", "interview final.mp4", "03-01-06.wav", "a-b-c-d-e-f-g.wav"]
+)
 def test_customer_names_give_nulls_without_warning(name, caplog):
     with caplog.at_level(logging.WARNING):
         lab = parse_ravdess_name(name)
@@ -35,7 +37,9 @@ def test_customer_names_give_nulls_without_warning(name, caplog):
     assert not caplog.records
 
 
-@pytest.mark.parametrize("name", ["03-01-09-01-01-01-12.wav", "03-01-06-01-01-01-99.wav", "04-01-06-01-01-01-01.wav"])
+@pytest.mark.parametrize(
+    "name", ["03-01-09-01-01-01-12.wav", "03-01-06-01-01-01-99.wav", "04-01-06-01-01-01-01.wav"]
+)
 def test_malformed_ravdess_names_give_nulls_and_a_warning(name, caplog):
     with caplog.at_level(logging.WARNING):
         lab = parse_ravdess_name(name)
@@ -52,6 +56,17 @@ def test_schema_has_all_eight_probabilities_in_label_order():
     names = PREDICTIONS_SCHEMA.names
     assert [n for n in names if n.startswith("p_")] == list(PROB_COLUMNS)
     assert list(PROB_COLUMNS) == [f"p_{e}" for e in EMOTIONS]
-    for required in ("uri", "etag", "predicted_emotion", "second_emotion", "model_version", "run_id", "status",
-                     "error_code", "error_message", "scored_at", "run_date"):
+    for required in (
+        "uri",
+        "etag",
+        "predicted_emotion",
+        "second_emotion",
+        "model_version",
+        "run_id",
+        "status",
+        "error_code",
+        "error_message",
+        "scored_at",
+        "run_date",
+    ):
         assert required in names

@@ -1,0 +1,143 @@
+"""The process-pool runner: the stage in N worker processes of this machine, no Ray.
+
+For one machine it does what the Ray runner does (each worker builds the stage once, batches stream
+back to the driver, which writes them) at a fraction of the start-up cost: no cluster services to
+start, just N interpreters importing the stage's modules in parallel (bench/bench_small.py,
+docs/PERFORMANCE.md). The driver may start the workers early (`prestart_pool`), so that their imports
+and the feature extractor's JIT warm-up overlap its own model load, listing and table opening; each
+worker builds the stage itself on its first batch. Batches go out as they are needed, at most two per
+worker in flight, so memory stays flat whatever the number of files. Workers are started with `spawn`
+(no fork of a driver that holds threads). A worker that dies (it should not: decoding already runs in
+a watchdog child process) fails the run with a clear error instead of hanging or losing rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import pyarrow as pa
+
+#: Thread pools of the numeric libraries, one thread each: N workers on N cores already fill the machine.
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+_STAGE: tuple[Any, Any] | None = None  # (key, stage) of this worker process
+_prestarted: tuple[int, ProcessPoolExecutor] | None = None  # (size, pool) started by prestart_pool()
+
+
+def _warm_worker() -> None:
+    """Worker start-up: import what scoring needs and compile the feature kernels (numba), once."""
+    import numpy as np
+
+    import aei_batch.models.loader  # noqa: F401 - imports the model libraries
+    import aei_batch.stages  # noqa: F401
+    from aei_batch.features import get_feature_set
+
+    y = np.sin(np.linspace(0, 2000, 22050)).astype(np.float32) * 0.1
+    get_feature_set("seed_mfcc157").extract(y, 22050)
+
+
+def _run_batch(stage_cls: type, stage_kwargs: dict[str, Any], batch: pa.Table) -> pa.Table:
+    """Run one batch, building the stage on this worker's first batch (and again only if it changes)."""
+    global _STAGE
+    key = (stage_cls, repr(stage_kwargs))
+    if _STAGE is None or _STAGE[0] != key:
+        _STAGE = (key, stage_cls(**stage_kwargs))
+    return _STAGE[1](batch)
+
+
+def default_workers() -> int:
+    """The CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _start(size: int) -> ProcessPoolExecutor:
+    """Spawn `size` workers now (each submit that finds no idle worker spawns one), warming up."""
+    import multiprocessing
+
+    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))  # inherited by the workers spawned below
+    # `spawn` re-runs the driver's main script in every worker unless it is guarded by
+    # `if __name__ == "__main__":`. The workers only need aei_batch's modules, so the main script's path is
+    # hidden while they start: a caller's unguarded script works as it does with the other runners.
+    main = sys.modules.get("__main__")
+    hidden = None
+    if main is not None and getattr(getattr(main, "__spec__", None), "name", None) is None:
+        hidden = main.__dict__.pop("__file__", None)
+    try:
+        pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(size):
+            pool.submit(_warm_worker)
+    finally:
+        if hidden is not None and main is not None:
+            main.__file__ = hidden
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return pool
+
+
+def prestart_pool(workers: int | None = None) -> None:
+    """Start the workers now, in the background; the next `run_pool` with as many workers uses them."""
+    global _prestarted
+    if _prestarted is None:
+        size = max(1, workers or default_workers())
+        _prestarted = (size, _start(size))
+
+
+def shutdown_prestarted() -> None:
+    """Stop workers started by `prestart_pool` and not used (an error before scoring)."""
+    global _prestarted
+    if _prestarted is not None:
+        _prestarted[1].shutdown(wait=True, cancel_futures=True)
+        _prestarted = None
+
+
+def run_pool(
+    stage_cls: type,
+    stage_kwargs: dict[str, Any],
+    table: pa.Table,
+    *,
+    batch_size: int,
+    workers: int | None = None,
+) -> Iterator[pa.Table]:
+    """Run the stage over `table` in `workers` processes (default: this machine's CPUs); yield outputs as they
+    complete (not in input order, like the Ray runner)."""
+    global _prestarted
+    from aei_batch.errors import JobFailedError
+    from aei_batch.runners import compact
+
+    size = max(1, workers or default_workers())
+    if _prestarted is not None and _prestarted[0] == size:
+        pool, _prestarted = _prestarted[1], None
+    else:
+        shutdown_prestarted()
+        pool = _start(max(1, min(size, -(-table.num_rows // batch_size))))
+    pending: set[Future[pa.Table]] = set()
+    try:
+        for start in range(0, table.num_rows, batch_size):
+            batch = compact(table.slice(start, batch_size))  # not the slice: it would pickle the whole table
+            pending.add(pool.submit(_run_batch, stage_cls, stage_kwargs, batch))
+            if len(pending) >= 2 * size:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+    except BrokenProcessPool as exc:
+        raise JobFailedError(
+            "a worker process of the pool runner died (killed, out of memory, or a crash in native code)",
+            hint="see the log above; --runner ray retries the batches of a worker that died",
+        ) from exc
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)

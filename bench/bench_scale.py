@@ -1,0 +1,263 @@
+"""Scale: wall time and peak memory as the number of files grows; listing 100,000 S3 keys.
+
+Part 1, local files: `aei-batch score` (default options, embedded Ray) over 1,000, 5,000 and 20,000
+short WAV files (0.5 s at 16 kHz). To keep generation cheap, `--distinct` (200) different clips are
+written once and hard-linked under many names (one folder per 1,000 files): the job reads, decodes and
+scores every name as its own file, but the page cache holds only the distinct bytes, so the disk is
+not what is measured. Memory is sampled from /proc over the whole process tree (driver, Ray's
+processes, workers, decoder children); it must stay flat (within 20%) from the smallest count to the
+largest.
+
+Part 2, S3 listing: a local SeaweedFS server (tests/support/seaweed.py) gets `--s3-keys` tiny objects
+(uploaded by parallel threads with boto3); then `aei_batch.storage.list_inputs` lists them in a fresh
+process: time and the driver's memory. When the upload would take longer than `--upload-budget-s`,
+fewer keys are uploaded and the figures are extrapolated linearly (the output says so).
+
+    python bench/bench_scale.py                            # 1k, 5k, 20k files; 100k keys
+    python bench/bench_scale.py --counts 1000,5000 --s3-keys 10000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import MIB, REPO, print_facts, print_table, run_sampled, self_peak_rss, venv_bin  # noqa: E402
+
+# ------------------------------------------------------------------ part 1: many local files
+
+
+def make_inputs(root: Path, distinct: int, counts: list[int]) -> dict[int, Path]:
+    """One folder per count, each holding `count` hard links to `distinct` short clips."""
+    import soundfile as sf
+
+    from aei_batch.records import EMOTIONS
+    from aei_batch.synth import synth_clip
+
+    pool = root / "distinct"
+    pool.mkdir(parents=True)
+    clips = []
+    for i in range(distinct):
+        y = synth_clip(
+            EMOTIONS[i % 8],
+            1 + i % 24,
+            repetition=1 + i // 192,
+            statement=1 + (i // 8) % 2,
+            sr=16_000,
+            seconds=0.5,
+        )
+        path = pool / f"clip-{i:04d}.wav"
+        sf.write(path, y, 16_000, subtype="PCM_16")
+        clips.append(path)
+    folders = {}
+    for n in counts:
+        folder = root / f"in-{n}"
+        for i in range(n):
+            sub = folder / f"{i // 1000:03d}"
+            if i % 1000 == 0:
+                sub.mkdir(parents=True)
+            os.link(clips[i % distinct], sub / f"f{i:06d}.wav")
+        folders[n] = folder
+    return folders
+
+
+def train_model(root: Path) -> Path:
+    from aei_batch.synth import make_corpus
+    from aei_batch.training.train import TrainOptions, run_train
+
+    make_corpus(root / "train", actors=range(1, 5), seconds=1.0)
+    run_train(
+        TrainOptions(
+            data=str(root / "train"),
+            model_dir=str(root / "model"),
+            holdout_actors=[],
+            models=("svc",),
+            runner="local",
+            progress=False,
+        )
+    )
+    return root / "model"
+
+
+def scale_runs(root: Path, counts: list[int], distinct: int, extra: list[str], runners: list[str]) -> None:
+    t0 = time.perf_counter()
+    folders = make_inputs(root, distinct, counts)
+    model = train_model(root)
+    print(f"   inputs and model ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    for runner in runners:
+        _scale_runner(root, counts, folders, model, [*extra, "--runner", runner], runner)
+
+
+def _scale_runner(
+    root: Path, counts: list[int], folders: dict[int, Path], model: Path, extra: list[str], runner: str
+) -> None:
+    rows, peaks = [], {}
+    for n in counts:
+        out = root / f"out-{n}-{runner}"
+        cmd = [
+            venv_bin("aei-batch"),
+            "score",
+            str(folders[n]),
+            "-m",
+            str(model),
+            "-o",
+            str(out),
+            "--no-progress",
+            *extra,
+        ]
+        load = os.getloadavg()[0]
+        wall, pk, done = run_sampled(cmd, cwd=str(REPO), interval_s=0.25)
+        if done.returncode != 0:
+            raise SystemExit(f"score over {n} files failed ({done.returncode}): {done.stderr[-2000:]}")
+        peaks[n] = pk
+        rows.append(
+            {
+                "files": n,
+                "wall s": f"{wall:.1f}",
+                "files/s": f"{n / wall:.0f}",
+                **pk.row(),
+                "load@start": f"{load:.1f}",
+            }
+        )
+        print(f"   {runner}: {n} files: {wall:.1f} s, tree PSS {pk.tree_pss / MIB:.0f} MiB", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    print_table(rows, f"aei-batch score --runner {runner} over many short files (peaks of the process tree)")
+    lo, hi = peaks[counts[0]], peaks[counts[-1]]
+    growth = [
+        ("driver RSS", hi.driver_rss / lo.driver_rss),
+        ("workers+ray RSS", hi.others_rss / lo.others_rss),
+        ("tree PSS", hi.tree_pss / lo.tree_pss if lo.tree_pss else float("nan")),
+    ]
+    print(f"\n   memory at {counts[-1]} files / at {counts[0]} files (target: <= 1.20):")
+    for name, g in growth:
+        print(f"     {name:16s} {g:.2f}  {'OK' if g <= 1.2 else 'OVER'}")
+
+
+# ------------------------------------------------------------------ part 2: listing S3
+
+
+def upload_keys(
+    client: object, bucket: str, prefix: str, n: int, budget_s: float, threads: int
+) -> tuple[int, float]:
+    """PUT up to `n` tiny objects with `threads` threads, stopping after `budget_s`; (count, seconds)."""
+    done, lock, deadline = [0], threading.Lock(), time.monotonic() + budget_s
+    t0 = time.monotonic()
+    body = b"RIFF-not-really-audio"
+
+    def put_range(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            if time.monotonic() > deadline:
+                return
+            client.put_object(Bucket=bucket, Key=f"{prefix}{i // 1000:03d}/f{i:06d}.wav", Body=body)  # type: ignore[attr-defined]
+            with lock:
+                done[0] += 1
+
+    chunk = 500
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda s: put_range(s, min(n, s + chunk)), range(0, n, chunk)))
+    return done[0], time.monotonic() - t0
+
+
+def inner_list(uri: str) -> None:
+    """In a fresh process: list `uri`, print time, keys and memory (peak and before listing)."""
+    from aei_batch import storage
+    from aei_batch.stages import refs_to_table
+
+    storage.s3_client()  # boto3 imported and a client built before the baseline: only listing is measured
+    before = self_peak_rss()
+    t0 = time.perf_counter()
+    refs = list(storage.list_inputs(uri))
+    t_list = time.perf_counter() - t0
+    table = refs_to_table(refs)  # what the driver builds next: the input table handed to the runner
+    t_table = time.perf_counter() - t0 - t_list
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "keys": len(refs),
+                "list_s": t_list,
+                "table_s": t_table,
+                "rss_before": before,
+                "peak_rss": self_peak_rss(),
+                "table_bytes": table.nbytes,
+            }
+        )
+    )
+
+
+def s3_listing(n: int, budget_s: float, threads: int) -> None:
+    sys.path.insert(0, str(REPO))
+    from tests.support.seaweed import SeaweedS3
+
+    with SeaweedS3() as s3:
+        s3.create_bucket("bench")
+        client = s3.client(max_pool_connections=threads)
+        load = os.getloadavg()[0]
+        uploaded, up_s = upload_keys(client, "bench", "many/", n, budget_s, threads)
+        print(
+            f"   uploaded {uploaded} keys in {up_s:.0f} s ({uploaded / up_s:.0f}/s, {threads} threads)",
+            flush=True,
+        )
+        env = dict(os.environ, **s3.env())
+        cmd = [sys.executable, __file__, "--inner-list", "s3://bench/many/"]
+        wall, _, done = run_sampled(cmd, env=env, cwd=str(REPO))
+        res = next(json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    scale = n / uploaded if uploaded else float("nan")
+    row = {
+        "keys listed": res["keys"],
+        "list s": f"{res['list_s']:.1f}",
+        "keys/s": f"{res['keys'] / res['list_s']:.0f}",
+        "input table s": f"{res['table_s']:.2f}",
+        "driver RSS before MiB": f"{res['rss_before'] / MIB:.0f}",
+        "driver peak RSS MiB": f"{res['peak_rss'] / MIB:.0f}",
+        "growth MiB": f"{(res['peak_rss'] - res['rss_before']) / MIB:.0f}",
+        "input table MiB": f"{res['table_bytes'] / MIB:.1f}",
+        "load@start": f"{load:.1f}",
+    }
+    print_table([row], f"storage.list_inputs over s3:// (SeaweedFS on loopback), process wall {wall:.1f} s")
+    if uploaded < n:
+        print(
+            f"\n   NOTE: only {uploaded} of {n} keys uploaded within {budget_s:.0f} s; extrapolated linearly "
+            f"to {n}: list {res['list_s'] * scale:.0f} s, "
+            f"growth {(res['peak_rss'] - res['rss_before']) * scale / MIB:.0f} MiB"
+        )
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--inner-list":
+        inner_list(sys.argv[2])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--counts", default="1000,5000,20000")
+    ap.add_argument("--distinct", type=int, default=200)
+    ap.add_argument("--s3-keys", type=int, default=100_000, help="0: skip the S3 part")
+    ap.add_argument("--upload-budget-s", type=float, default=300.0)
+    ap.add_argument("--threads", type=int, default=32)
+    ap.add_argument("--score-args", default="", help="extra arguments for `aei-batch score`")
+    ap.add_argument(
+        "--runners", default="auto", help="runners to measure, e.g. auto,ray (auto: the pool here)"
+    )
+    args = ap.parse_args()
+    print_facts("bench_scale")
+    root = Path(tempfile.mkdtemp(prefix="aei-bench-scale-"))
+    try:
+        counts = sorted(int(c) for c in args.counts.split(",") if c)
+        if counts:
+            scale_runs(root, counts, args.distinct, args.score_args.split(), args.runners.split(","))
+        if args.s3_keys:
+            s3_listing(args.s3_keys, args.upload_budget_s, args.threads)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Runner choice and the process-pool runner: `--runner auto` picks in-process for small inputs and Ray
+otherwise (a named cluster or embedded local Ray); `--runner pool` gives the same rows as the in-process
+runner, one per file, errors included."""
+
+import shutil
+
+import pytest
+
+from aei_batch.errors import ConfigError
+from aei_batch.pipeline import ScoreOptions, run_score
+from aei_batch.records import COL, STATUS_ERROR
+from aei_batch.runners import AUTO_LOCAL_MAX_BYTES, AUTO_LOCAL_MAX_FILES, resolve_runner
+from aei_batch.sinks.parquet import read_table
+from tests.support import media
+
+RUN_SPECIFIC = {COL.run_id, COL.run_date, COL.scored_at}
+
+
+@pytest.fixture
+def no_ray_address(monkeypatch):
+    """No cluster named, and Ray seen as not started in this process (another test may have started it)."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+
+def test_auto_when_ray_is_up_in_this_process_uses_it(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    assert resolve_runner("auto", [1000] * 3) == "ray"
+
+
+def test_auto_small_input_runs_in_process(no_ray_address):
+    assert resolve_runner("auto", [100_000] * 10) == "local"
+    assert resolve_runner("auto", [None] * 10) == "local"  # unknown sizes count as 1 MiB each
+
+
+def test_auto_large_input_without_a_cluster_uses_embedded_ray(no_ray_address):
+    assert resolve_runner("auto", [1000] * AUTO_LOCAL_MAX_FILES) == "ray"  # many files
+    assert resolve_runner("auto", [AUTO_LOCAL_MAX_BYTES // 2 + 1] * 2) == "ray"  # few but long files
+
+
+def test_auto_with_a_cluster_address_goes_to_ray(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "ray://example:10001")
+    assert resolve_runner("auto", [1000]) == "ray"
+
+
+def test_explicit_runner_is_kept(no_ray_address):
+    for runner in ("ray", "pool", "local"):
+        assert resolve_runner(runner, [1]) == runner
+
+
+def test_unknown_runner_fails_fast(tmp_path):
+    with pytest.raises(ConfigError, match="unknown runner"):
+        ScoreOptions(source=str(tmp_path), model_dir=str(tmp_path), output=str(tmp_path), runner="spark")
+
+
+def _rows(output):
+    rows = read_table(str(output)).to_pylist()
+    return {r[COL.uri]: {k: v for k, v in r.items() if k not in RUN_SPECIFIC} for r in rows}
+
+
+def _score(source, model, output, runner):
+    return run_score(
+        ScoreOptions(
+            source=str(source),
+            model_dir=str(model),
+            output=str(output),
+            runner=runner,
+            table_format="parquet",
+            progress=False,
+            max_error_rate=1.0,
+            batch_size=8,
+            workers=2,
+        )
+    )
+
+
+@pytest.mark.slow
+def test_pool_runner_matches_the_in_process_runner(synth_corpus, trained_model, tmp_path):
+    source = tmp_path / "in"
+    shutil.copytree(synth_corpus, source)
+    (source / "Actor_17" / "03-01-05-01-02-01-17.wav").write_bytes(media.random_bytes(2048))  # an error row
+    pooled = _score(source, trained_model, tmp_path / "pool", "pool")
+    local = _score(source, trained_model, tmp_path / "local", "local")
+    assert pooled.files == local.files == 65
+    a, b = _rows(tmp_path / "pool"), _rows(tmp_path / "local")
+    assert len(a) == 65 and a.keys() == b.keys()
+    assert a == b
+    bad = a[str(source / "Actor_17" / "03-01-05-01-02-01-17.wav")]
+    assert bad[COL.status] == STATUS_ERROR and bad[COL.error_code]
