@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,25 +140,29 @@ def run_ray(
     wait_s = int(os.environ.get("AEI_RAY_WAIT_FOR_WORKERS_S", "600")) if workers else None
     ray.data.DataContext.get_current().wait_for_min_actors_s = wait_s or DEFAULT_WAIT_FOR_MIN_ACTORS_S
     blocks = _blocks(table, batch_size, size)
-    ds = ray.data.from_arrow(blocks).map_batches(
-        stage_cls,
-        fn_constructor_kwargs=stage_kwargs,
-        # --workers N asks for N actors: start them all (on a multi-node cluster they spread over the nodes).
-        # Without it, as many actors as there are blocks (at most the cluster's CPUs) start at once: an actor
-        # takes seconds to start (imports, model, feature warm-up), so growing the pool one by one from 1
-        # left a core idle for that long on a small machine.
-        compute=ray.data.ActorPoolStrategy(
-            min_size=size if workers else min(size, len(blocks)), max_size=size
-        ),
-        num_cpus=1,
-        batch_size=batch_size,
-        batch_format="pyarrow",
-        zero_copy_batch=True,
-        # A killed worker is restarted and its batch retried. Ray Data's default retries forever, so a
-        # file that kills its worker every time would hang the run: after this many retries it fails.
-        max_restarts=-1,
-        max_task_retries=int(os.environ.get("AEI_RAY_MAX_TASK_RETRIES", "3")),
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 has no named parameter yet for actor restarts / task retries and warns that the keyword
+        # form is deprecated; it is the only way to bound retries, so that one warning is not shown.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        ds = ray.data.from_arrow(blocks).map_batches(
+            stage_cls,
+            fn_constructor_kwargs=stage_kwargs,
+            # --workers N asks for N actors: start them all (on a multi-node cluster they spread over
+            # the nodes). Without it, as many actors as there are blocks (at most the cluster's CPUs)
+            # start at once: an actor takes seconds to start (imports, model, feature warm-up), so
+            # growing the pool one by one from 1 left a core idle for that long on a small machine.
+            compute=ray.data.ActorPoolStrategy(
+                min_size=size if workers else min(size, len(blocks)), max_size=size
+            ),
+            num_cpus=1,
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            # A killed worker is restarted and its batch retried. Ray Data's default retries forever, so a
+            # file that kills its worker every time would hang the run: after this many retries it fails.
+            max_restarts=-1,
+            max_task_retries=int(os.environ.get("AEI_RAY_MAX_TASK_RETRIES", "3")),
+        )
     try:
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=1)
     except Exception as exc:
