@@ -318,23 +318,26 @@ def _speaker_adaptive_outputs(opts: ScoreOptions, ctx: RunContext, model: Any, r
     )
 
 
+def _catalog(opts: ScoreOptions) -> Any:
+    """The Iceberg catalog settings the predictions and segments tables share (None for Parquet)."""
+    from aei_batch.tables import resolve_catalog
+
+    if opts.table_format != "iceberg":
+        return None
+    return resolve_catalog(opts.output, catalog_uri=opts.catalog_uri, catalog=opts.catalog, table=opts.table)
+
+
 def _open_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     """The run's table sink (opening an Iceberg table fails fast on catalog problems, before scoring)."""
     from aei_batch.sinks import open_sink
-    from aei_batch.tables import resolve_catalog
 
-    catalog = None
-    if opts.table_format == "iceberg":
-        catalog = resolve_catalog(
-            opts.output, catalog_uri=opts.catalog_uri, catalog=opts.catalog, table=opts.table
-        )
     return open_sink(
         opts.output,
         ctx.run_id,
         ctx.run_date.isoformat(),
         fmt=opts.table_format,
         mode=opts.mode,
-        catalog=catalog,
+        catalog=_catalog(opts),
     )
 
 
@@ -343,20 +346,14 @@ def _open_segments_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     if opts.segments.mode == "off":
         return None
     from aei_batch.sinks.segments import open_segments_sink
-    from aei_batch.tables import resolve_catalog
 
-    catalog = None
-    if opts.table_format == "iceberg":
-        catalog = resolve_catalog(
-            opts.output, catalog_uri=opts.catalog_uri, catalog=opts.catalog, table=opts.table
-        )
     return open_segments_sink(
         opts.output,
         ctx.run_id,
         ctx.run_date.isoformat(),
         fmt=opts.table_format,
         mode=opts.mode,
-        catalog=catalog,
+        catalog=_catalog(opts),
     )
 
 
