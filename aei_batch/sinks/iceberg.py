@@ -83,19 +83,20 @@ def open_table(settings: tables.CatalogSettings, *, create: bool) -> Any | None:
     except NoSuchTableError:
         if not create:
             return None
-        table = _create(catalog, settings)
+        table = create_partitioned_table(catalog, settings, PREDICTIONS_SCHEMA)
     _evolve_schema(table)
     return table
 
 
-def _create(catalog: Any, settings: tables.CatalogSettings) -> Any:
+def create_partitioned_table(catalog: Any, settings: tables.CatalogSettings, schema: pa.Schema) -> Any:
+    """Create `settings.table` with `schema`, partitioned by run_date (Parquet, zstd); return it loaded."""
     from pyiceberg.exceptions import TableAlreadyExistsError
 
     catalog.create_namespace_if_not_exists(settings.namespace)
     try:
         tx = catalog.create_table_transaction(
             settings.table,
-            schema=PREDICTIONS_SCHEMA,
+            schema=schema,
             location=settings.table_location(),
             properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
         )

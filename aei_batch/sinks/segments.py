@@ -203,9 +203,9 @@ def _expressions() -> Any:
 
 def open_segments_table(settings: tables.CatalogSettings, *, create: bool) -> Any | None:
     """Load (or create, partitioned by run_date) the segments table; None when missing and not `create`."""
-    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+    from pyiceberg.exceptions import NoSuchTableError
 
-    from aei_batch.sinks.iceberg import load_catalog
+    from aei_batch.sinks.iceberg import create_partitioned_table, load_catalog
 
     catalog = load_catalog(settings)
     try:
@@ -213,20 +213,7 @@ def open_segments_table(settings: tables.CatalogSettings, *, create: bool) -> An
     except NoSuchTableError:
         if not create:
             return None
-    catalog.create_namespace_if_not_exists(settings.namespace)
-    try:
-        tx = catalog.create_table_transaction(
-            settings.table,
-            schema=SEGMENTS_SCHEMA,
-            location=settings.table_location(),
-            properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
-        )
-        with tx.update_spec() as spec:
-            spec.add_identity(COL.run_date)
-        tx.commit_transaction()
-    except TableAlreadyExistsError:
-        pass
-    return catalog.load_table(settings.table)
+    return create_partitioned_table(catalog, settings, SEGMENTS_SCHEMA)
 
 
 def open_segments_sink(
