@@ -4,10 +4,13 @@
   features, model, the table commit; default options), wall time of the whole command, peak memory of
   its process tree (driver, Ray's own processes and the workers).
 * **seed-style loop**: one process, file by file: `librosa.load(path, sr=22050)`, the seed features
-  (`seed_mfcc157`), the model's `predict_proba8` on one row, the rows written to a CSV at the end.
+  computed as the seed study did, with librosa's `mfcc`, `delta` and `rms`
+  (`seed_mfcc157_librosa`, the reference aei_batch's own extractor is tested against), the model's
+  `predict_proba8` on one row, the rows written to a CSV at the end.
   Wall time of the whole process (imports and first-call compilation included, like the command).
-* **compute floor**: decode + resample + features only (aei_batch's `decode_audio` and the feature
-  extractor), a tight warm loop on one core over bytes already in memory. No model, no I/O.
+* **compute floor**: decode + resample + features only (aei_batch's `decode_audio` and its own
+  `seed_mfcc157` extractor, the code the job runs), a tight warm loop on one core over bytes already in
+  memory. No model, no I/O.
 
 The three run as separate processes, `--reps` times, in a rotating order so that a change in the
 machine's load hits all of them alike; the ratios are computed per repetition and their median printed.
@@ -87,17 +90,16 @@ def inner_seed(files: list[str], model_dir: str, out_csv: str) -> dict[str, floa
     """The seed study's way: one process, librosa.load + seed features + the model, file by file."""
     import librosa
 
-    from aei_batch.features import get_feature_set
+    from aei_batch.features.audio import seed_mfcc157_librosa
     from aei_batch.models.loader import load_model
     from aei_batch.records import EMOTIONS
 
     model = load_model(model_dir)
-    fs = get_feature_set("seed_mfcc157")
     t0 = time.perf_counter()
     rows = []
     for path in files:
         y, sr = librosa.load(path, sr=22050)
-        proba = model.predict_proba8(fs.extract(y, sr)[None, :])[0]
+        proba = model.predict_proba8(seed_mfcc157_librosa(y, sr)[None, :])[0]
         rows.append((path, EMOTIONS[int(proba.argmax())], float(proba.max())))
     with open(out_csv, "w", newline="") as f:
         csv.writer(f).writerows(rows)
