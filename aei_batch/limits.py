@@ -9,16 +9,21 @@ Why a child process and not a signal or a thread:
 * A thread with a timeout can stop *waiting*, but cannot stop the decode: the stuck thread keeps a core
   and its memory until the worker dies.
 
-So each worker (Ray actor or local stage) owns one long-lived decoder child, started lazily with
-``python -c`` (no ``multiprocessing`` spawn, which would re-run Ray's worker ``__main__``). A call
-sends the file's bytes over a pipe and waits at most ``timeout_s`` for the decoded clip. On timeout
+So each worker (Ray actor, pool worker or local stage) owns one long-lived decoder child, started
+lazily. Outside Ray it is a ``fork`` of the worker (milliseconds: the child inherits the worker's
+imported modules); in a Ray worker, whose process holds Ray's own threads, it is a new interpreter
+started with ``python -c`` (no ``multiprocessing`` spawn, which would re-run Ray's worker
+``__main__``). ``AEI_DECODER_START=exec`` forces the latter everywhere. A call sends the file's
+bytes over a pipe and waits at most ``timeout_s`` for the result (the decoded clip, or the file's
+feature vector: aei_batch/features/clip.py). On timeout
 the child is killed (SIGKILL) and the file becomes a ``DECODE_TIMEOUT`` row; if the child dies (a
 crash in a native decoder, the kernel's OOM killer) the file becomes a ``DECODE_FAILED`` row. In both
 cases the next file gets a fresh child and the worker carries on. The child exits by itself when
 its parent dies (end of file on its pipe), so a killed Ray worker leaves no decoder behind.
 
-Cost: one interpreter start per worker (about 0.5 s, once) and a pickle round trip per file (the
-bytes in, the float32 samples out; about 1 ms for a 4 s clip).
+Cost: a fork per worker (or one interpreter start, about 0.5 s, under Ray), once, and a pickle round
+trip per file (the bytes in, the result out). The pipes are enlarged to 1 MiB where the kernel allows,
+so that one message is one write instead of a ping-pong of 64 KiB chunks between the two processes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -55,7 +62,7 @@ class Watchdog:
     def __init__(self, timeout_s: float | None, *, what: str = "decoding") -> None:
         self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
         self.what = what
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | _ForkedChild | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self.restarts = 0
@@ -114,16 +121,22 @@ class Watchdog:
         self._kill()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        code = f"from aei_batch.limits import _child_main; _child_main({to_child_r}, {from_child_w})"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-c", code],
-            pass_fds=(to_child_r, from_child_w),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            close_fds=True,
-        )
+        for fd in (to_child_w, from_child_w):
+            _enlarge_pipe(fd)
+        if fork_is_safe():
+            parent_ends = (to_child_w, from_child_r)
+            self._proc = _ForkedChild.start(to_child_r, from_child_w, close_in_child=parent_ends)
+        else:
+            code = f"from aei_batch.limits import _child_main; _child_main({to_child_r}, {from_child_w})"
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+            self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-c", code],
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                close_fds=True,
+            )
         os.close(to_child_r)
         os.close(from_child_w)
         self._send = Connection(to_child_w, readable=False)
@@ -150,6 +163,82 @@ class Watchdog:
             ErrorCode.DECODE_FAILED,
             f"the decoder process {how} while {self.what} (a crash in the decoder or out of memory)",
         )
+
+
+_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux); Python 3.11's fcntl has no name for it
+
+
+def _enlarge_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux; best effort: the default 64 KiB still works, only slower)."""
+    if sys.platform == "linux":
+        import fcntl
+
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+def fork_is_safe() -> bool:
+    """Whether a child of this process may be a `fork` of it (the decoder child; the pool runner's workers):
+    Linux, not a Ray process (Ray's threads and gRPC state do not survive a fork) and no other Python
+    thread that could hold a lock the child needs. `AEI_DECODER_START=exec` says no."""
+    if os.environ.get("AEI_DECODER_START", "auto") == "exec" or sys.platform != "linux":
+        return False
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: True)():
+        return False
+    return threading.active_count() == 1
+
+
+class _ForkedChild:
+    """The part of `subprocess.Popen` the watchdog uses, for a child made by `os.fork()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    @classmethod
+    def start(cls, read_fd: int, write_fd: int, close_in_child: tuple[int, ...]) -> _ForkedChild:
+        pid = os.fork()
+        if pid == 0:  # the child: serve calls until the parent closes its end, then leave at once
+            code = 0
+            try:
+                for fd in close_in_child:  # the parent's ends: EOF must reach the child when the parent dies
+                    os.close(fd)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)
+                os.dup2(devnull, 1)  # like the exec'd child: stdout stays the parent's (the CLI's output)
+                _child_main(read_fd, write_fd)
+            except BaseException:  # noqa: BLE001 - the parent sees the exit code as a dead decoder
+                code = 70
+            finally:
+                os._exit(code)  # no atexit handlers, no flush of buffers copied from the parent
+        return cls(pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = 0
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, 9)
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(f"decoder {self.pid}", timeout or 0)
+            time.sleep(0.002)
+        assert self.returncode is not None
+        return self.returncode
 
 
 def _child_main(read_fd: int, write_fd: int) -> None:

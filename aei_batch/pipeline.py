@@ -142,6 +142,9 @@ def list_refs(source: str, extensions: Iterable[str] | None) -> list[FileRef]:
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
+    # No monitor thread: with no other thread in the driver, the decode watchdog may fork its child
+    # (aei_batch/limits.py) instead of starting an interpreter.
+    tqdm.monitor_interval = 0
     return tqdm(
         total=total,
         unit="file",
@@ -162,17 +165,18 @@ def run_score(opts: ScoreOptions) -> RunSummary:
         _end_prestart()
 
 
-def _prestart(runner: str, workers: int | None) -> None:
+def _prestart(runner: str, workers: int | None, feature_set: str | None = None) -> None:
     """Start Ray / the pool's workers in the background while the driver loads the model, lists and opens
-    the table: their start-up (seconds) overlaps the driver's own."""
+    the table: their start-up (seconds) overlaps the driver's own. Ray starts first thing; the pool once
+    the model is loaded (`feature_set` known), so that forked workers inherit the model's libraries."""
     if runner == "ray":
         from aei_batch.runners.ray_runner import prestart_ray
 
         prestart_ray()
-    elif runner == "pool":
+    elif runner == "pool" and feature_set is not None:
         from aei_batch.runners.pool import prestart_pool
 
-        prestart_pool(workers)
+        prestart_pool(workers, feature_set)
 
 
 def _end_prestart() -> None:
@@ -196,10 +200,11 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
         storage.check_s3_access(opts.output)
     _prestart(opts.runner, opts.workers)
     model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
+    _prestart(opts.runner, opts.workers, model.feature_set.name)
     refs = list_refs(opts.source, opts.extensions)
     runner = resolve_runner(opts.runner, [r.size for r in refs])
     log.info("runner: %s (--runner %s, %d files)", runner, opts.runner, len(refs))
-    _prestart(runner, opts.workers)
+    _prestart(runner, opts.workers, model.feature_set.name)
     ctx = RunContext.new(
         opts.model_dir,
         model_name=model.name,

@@ -1,7 +1,7 @@
 """The per-file work, shared by the in-process runner and Ray.
 
-`ScoreStage` is a callable class: its constructor loads heavy state once (the model, and a warm-up
-of the feature extractor so numba compiles before the first real file); `__call__` takes a batch of
+`ScoreStage` is a callable class: its constructor loads heavy state once (the model; the decode
+watchdog, whose child decodes and featurises each file); `__call__` takes a batch of
 input references (a pyarrow Table with the columns of `INPUT_SCHEMA`) and returns exactly one output
 row per input row: a prediction, or an error row with a stable code. A batch that would return a
 different number of rows raises, because a lost row is worse than a failed batch.
@@ -158,31 +158,34 @@ class FeatureStage:
 
     def __init__(self, feature_set_name: str, ctx: RunContext) -> None:
         from aei_batch.features import get_feature_set
+        from aei_batch.limits import Watchdog
 
         self.fs = get_feature_set(feature_set_name)
         self.ctx = ctx
-        warm = np.sin(np.linspace(0, 2000, 22050)).astype(np.float32) * 0.1
-        self.fs.extract(warm, 22050)  # compile numba kernels now, not on the first file
-        from aei_batch.limits import Watchdog
-
         self.decoder = Watchdog(ctx.decode_timeout_s)  # decodes in a child process when a timeout is set
+        if self.decoder.timeout_s is None:  # features run here: compile numba kernels now, not on file 1
+            from aei_batch.features.clip import warm_up_features
+
+            warm_up_features(feature_set_name)
 
     def featurise(self, ref: dict[str, Any], data: bytes | None = None) -> tuple[np.ndarray, float]:
-        """Features of one file as one clip; `data` are its bytes when the caller already read them."""
-        from aei_batch.decode.audio import ANALYSIS_SR, decode_audio
+        """Features of one file as one clip; `data` are its bytes when the caller already read them.
+
+        Decoding and features both run in the decoder child (under the decode timeout) when there is
+        one: only the bytes go in and the vector comes back (aei_batch/features/clip.py)."""
+        from aei_batch.decode.audio import ANALYSIS_SR
+        from aei_batch.features.clip import decode_and_extract
 
         data = fetch(ref, self.ctx) if data is None else data
-        clip = self.decoder.call(
-            decode_audio, data, ref["uri"], sr=ANALYSIS_SR, max_duration_s=self.ctx.max_duration_s
+        vec, duration_s = self.decoder.call(
+            decode_and_extract,
+            data,
+            ref["uri"],
+            self.fs.name,
+            sr=ANALYSIS_SR,
+            max_duration_s=self.ctx.max_duration_s,
         )
-        del data
-        try:
-            vec = self.fs.extract(clip.y, clip.sr)
-        except Exception as exc:  # noqa: BLE001
-            raise FileError(ErrorCode.FEATURE_FAILED, f"{type(exc).__name__}: {exc}") from None
-        if not np.isfinite(vec).all():
-            raise FileError(ErrorCode.FEATURE_FAILED, "features contain NaN or infinite values")
-        return vec, clip.duration_s
+        return vec, float(duration_s)
 
 
 class ScoreStage:

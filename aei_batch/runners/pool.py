@@ -2,13 +2,17 @@
 
 For one machine it does what the Ray runner does (each worker builds the stage once, batches stream
 back to the driver, which writes them) at a fraction of the start-up cost: no cluster services to
-start, just N interpreters importing the stage's modules in parallel (bench/bench_small.py,
-docs/PERFORMANCE.md). The driver may start the workers early (`prestart_pool`), so that their imports
-and the feature extractor's JIT warm-up overlap its own model load, listing and table opening; each
-worker builds the stage itself on its first batch. Batches go out as they are needed, at most two per
-worker in flight, so memory stays flat whatever the number of files. Workers are started with `spawn`
-(no fork of a driver that holds threads). A worker that dies (it should not: decoding already runs in
-a watchdog child process) fails the run with a clear error instead of hanging or losing rows.
+start (bench/bench_small.py, docs/PERFORMANCE.md). Workers are forks of the driver when that is safe
+(`aei_batch.limits.fork_is_safe`: Linux, no other thread in the driver): they start in milliseconds
+with the driver's modules already imported, and the driver starts them after loading the model, so
+the model's libraries are imported once for all. Otherwise (another thread in the driver, not Linux)
+they are spawned interpreters that import the stage's modules themselves. Either way the driver starts
+them early (`prestart_pool`), so that their warm-up (the feature extractor's first-call compilation)
+overlaps the driver's listing and table opening; each worker builds the stage itself on its first
+batch, and its decoder child is a fork of the warm worker. Batches go out as they are needed, at most
+two per worker in flight, so memory stays flat whatever the number of files. A worker that dies (it
+should not: decoding runs in a watchdog child process) fails the run with a clear error instead of
+hanging or losing rows.
 """
 
 from __future__ import annotations
@@ -28,16 +32,24 @@ _STAGE: tuple[Any, Any] | None = None  # (key, stage) of this worker process
 _prestarted: tuple[int, ProcessPoolExecutor] | None = None  # (size, pool) started by prestart_pool()
 
 
-def _warm_worker() -> None:
-    """Worker start-up: import what scoring needs and compile the feature kernels (numba), once."""
-    import numpy as np
+def _one_thread() -> None:
+    """A forked worker's initializer: numeric thread pools of one thread (N workers fill N cores)."""
+    os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        return
+    threadpool_limits(1)
 
+
+def _warm_worker(feature_set: str) -> None:
+    """Worker start-up: import what scoring needs and run the feature extractor once (lazy imports,
+    numba compilation), so that the decoder children forked from this worker start warm."""
     import aei_batch.models.loader  # noqa: F401 - imports the model libraries
     import aei_batch.stages  # noqa: F401
-    from aei_batch.features import get_feature_set
+    from aei_batch.features.clip import warm_up_features
 
-    y = np.sin(np.linspace(0, 2000, 22050)).astype(np.float32) * 0.1
-    get_feature_set("seed_mfcc157").extract(y, 22050)
+    warm_up_features(feature_set)
 
 
 def _run_batch(stage_cls: type, stage_kwargs: dict[str, Any], batch: pa.Table) -> pa.Table:
@@ -57,10 +69,18 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _start(size: int) -> ProcessPoolExecutor:
-    """Spawn `size` workers now (each submit that finds no idle worker spawns one), warming up."""
+def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
+    """Start `size` workers now (forked, or spawned when a fork is not safe), warming up."""
     import multiprocessing
 
+    from aei_batch.limits import fork_is_safe
+
+    if fork_is_safe():  # the workers are started before the executor's own threads (Python 3.11, fork)
+        fork = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(size, mp_context=fork, initializer=_one_thread)
+        for _ in range(size):
+            pool.submit(_warm_worker, feature_set)
+        return pool
     saved = {k: os.environ.get(k) for k in _ONE_THREAD}
     os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))  # inherited by the workers spawned below
     # `spawn` re-runs the driver's main script in every worker unless it is guarded by
@@ -73,7 +93,7 @@ def _start(size: int) -> ProcessPoolExecutor:
     try:
         pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
         for _ in range(size):
-            pool.submit(_warm_worker)
+            pool.submit(_warm_worker, feature_set)
     finally:
         if hidden is not None and main is not None:
             main.__file__ = hidden
@@ -85,12 +105,12 @@ def _start(size: int) -> ProcessPoolExecutor:
     return pool
 
 
-def prestart_pool(workers: int | None = None) -> None:
+def prestart_pool(workers: int | None = None, feature_set: str = "seed_mfcc157") -> None:
     """Start the workers now, in the background; the next `run_pool` with as many workers uses them."""
     global _prestarted
     if _prestarted is None:
         size = max(1, workers or default_workers())
-        _prestarted = (size, _start(size))
+        _prestarted = (size, _start(size, feature_set))
 
 
 def shutdown_prestarted() -> None:
