@@ -48,6 +48,11 @@ def _run(fn: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted: nothing was committed", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
+    finally:
+        if "aei_batch.runners.ray_runner" in sys.modules:  # an embedded Ray this command started
+            from aei_batch.runners.ray_runner import shutdown_owned
+
+            shutdown_owned()
     raise typer.Exit(code)
 
 

@@ -66,24 +66,49 @@ class Watchdog:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self.restarts = 0
+        self._warming = False  # a prestart's warm-up reply is still to be read
 
     @property
     def child_pid(self) -> int | None:
         """PID of the current child process (None before the first call or after a kill)."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
+    def prestart(self, module: str) -> None:
+        """Start the child now and have it import `module` (and run its warm-up hook) without waiting for
+        it: the start overlaps the caller's own set-up; the first `call` waits for the warm-up to finish."""
+        if self.timeout_s is None or self._warming:
+            return
+        if self._ensure_child():
+            assert self._send is not None
+            try:
+                self._send.send_bytes(pickle.dumps((module, None, (), {}), protocol=5))
+            except OSError:
+                self._kill()
+                return
+            self._warming = True
+
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)`, in the child when a timeout is set. `fn` must be importable by name."""
         if self.timeout_s is None:
             return fn(*args, **kwargs)
+        if self._warming:  # a prestart's warm-up, outside the per-file clock
+            self._warming = False
+            self._receive(max(self.timeout_s, _WARMUP_TIMEOUT_S))
         if self._ensure_child():  # import the module outside the per-file clock (numpy, codecs: ~0.5 s)
             self._exchange((fn.__module__, None, (), {}), max(self.timeout_s, _WARMUP_TIMEOUT_S))
         return self._exchange((fn.__module__, fn.__qualname__, args, kwargs), self.timeout_s)
 
     def _exchange(self, message: _Call, timeout: float) -> Any:
-        assert self._send is not None and self._recv is not None
+        assert self._send is not None
         try:
             self._send.send_bytes(pickle.dumps(message, protocol=5))
+        except (BrokenPipeError, EOFError, OSError):
+            return self._child_died()
+        return self._receive(timeout)
+
+    def _receive(self, timeout: float) -> Any:
+        assert self._recv is not None
+        try:
             ready = self._recv.poll(timeout)
         except (BrokenPipeError, EOFError, OSError):
             return self._child_died()
@@ -145,6 +170,7 @@ class Watchdog:
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
+        self._warming = False
         for conn in (self._send, self._recv):
             if conn is not None:
                 conn.close()

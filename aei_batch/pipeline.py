@@ -172,7 +172,7 @@ def _prestart(runner: str, workers: int | None, feature_set: str | None = None) 
     if runner == "ray":
         from aei_batch.runners.ray_runner import prestart_ray
 
-        prestart_ray()
+        prestart_ray(workers)
     elif runner == "pool" and feature_set is not None:
         from aei_batch.runners.pool import prestart_pool
 

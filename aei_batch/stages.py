@@ -167,6 +167,8 @@ class FeatureStage:
             from aei_batch.features.clip import warm_up_features
 
             warm_up_features(feature_set_name)
+        else:  # the child starts and warms up while this worker goes on setting up (model, first batch)
+            self.decoder.prestart("aei_batch.features.clip")
 
     def featurise(self, ref: dict[str, Any], data: bytes | None = None) -> tuple[np.ndarray, float]:
         """Features of one file as one clip; `data` are its bytes when the caller already read them.

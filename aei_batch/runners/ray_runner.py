@@ -1,17 +1,27 @@
-"""The Ray runner: Ray Data over the input references, the stage in an actor pool.
+"""The Ray runner: a pool of Ray actors, each holding the stage, fed batches of input references.
 
-Each actor constructs the stage once (model loaded once per worker) and is fed batches; reading,
-decoding, features and the model run fused inside the actor, so waveforms never cross the object
-store. Outputs stream back to the driver, which writes them to the staging file of the sink.
-Works with embedded local Ray (default) or any cluster via `RAY_ADDRESS` / `--address`.
+Each actor (`StageWorker`, one CPU) constructs the stage once (model loaded once per worker) and is
+fed batches; reading, decoding, features and the model run fused inside the actor, so waveforms never
+cross the object store. The driver hands out batches only to actors that are up, at most two in flight
+per actor, and yields outputs as they complete; it writes them to the staging file of the sink.
+Memory stays flat: the driver holds the input table and a few batches, never the outputs of the run.
+
+A killed actor is restarted by Ray (`max_restarts=-1`) and the batches it held are retried
+(`max_task_retries`, `AEI_RAY_MAX_TASK_RETRIES`, default 3); rows only count once they reach the
+driver, so a retried batch cannot duplicate rows. The actors are Ray core actors, not a Ray Data
+pipeline: on a small machine Ray Data's streaming executor (its scheduling loop, operator state, block
+bookkeeping) cost seconds per run and a share of a core (docs/PERFORMANCE.md) for what is here a
+fan-out of independent batches. Works with embedded local Ray (default) or any cluster via
+`RAY_ADDRESS` / `--address`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-import warnings
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,12 +35,16 @@ log = logging.getLogger(__name__)
 _prestart: threading.Thread | None = None
 _prestart_done = threading.Event()
 _prestart_error: list[BaseException] = []
+_owned = False  # this process started an embedded local Ray (not a cluster it connected to)
+_warm_actors: list[Any] = []  # StageWorker actors started by prestart_ray(), taken by the next run_ray()
 
 
-def prestart_ray() -> None:
+def prestart_ray(workers: int | None = None) -> None:
     """Start (or connect to) Ray in a background thread, so it overlaps the driver's own start-up work
     (model load, listing, opening the table); `ensure_ray()` then waits for it. Starting an embedded Ray
-    takes 5-6 s on two cores, about as long as everything else the driver does before fanning out.
+    takes 3-6 s on two cores, about as long as everything else the driver does before fanning out. As
+    soon as Ray is up the thread also starts the workers (`workers`, else one per CPU of the cluster):
+    their imports and decoder children get going while the driver is still listing.
 
     The thread stays parked after `ray.init()` until the process exits: Ray ties the processes it starts
     (GCS, raylet) to the life of the *thread* that started them (Linux PR_SET_PDEATHSIG), so a thread that
@@ -45,6 +59,7 @@ def prestart_ray() -> None:
     def target() -> None:
         try:
             _init_ray(None, None)
+            _warm_actors.extend(_new_actors(workers or _cluster_cpus()))
         except BaseException as exc:  # noqa: BLE001 - re-raised by ensure_ray() in the caller's thread
             _prestart_error.append(exc)
         finally:
@@ -83,17 +98,23 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
+        global _owned
         ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        _owned = True
 
 
-def _configure_data_context() -> None:
-    from ray.data import DataContext
+def shutdown_owned() -> None:
+    """Stop the embedded Ray this process started, if it did (the CLI calls this at the end of a command).
+    Ray's own exit hook would do it too, but sleeps 0.5 s first and ran about 2.4 s after the summary on
+    two cores; a Ray this process connected to (a cluster, a caller's `ray.init`) is left alone."""
+    global _owned
+    wait_prestart()
+    if _owned:
+        import ray
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # keep the CLI's output readable
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False  # the CLI draws its own bar over files
-    ctx.enable_operator_progress_bars = False
-    ctx.print_on_execution_start = False
+        _warm_actors.clear()
+        ray.shutdown()
+        _owned = False
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -109,13 +130,43 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def _blocks(table: pa.Table, batch_size: int, parallelism: int) -> list[pa.Table]:
-    """Split the inputs into blocks: enough for all actors to start, none bigger than 16 batches."""
-    n = table.num_rows
-    per_block = max(batch_size, min(16 * batch_size, -(-n // max(1, 4 * parallelism))))
-    from aei_batch.runners import compact
+class StageWorker:
+    """A Ray actor that runs one stage, built on its first batch (model loaded once per actor).
 
-    return [compact(table.slice(i, per_block)) for i in range(0, n, per_block)]  # slices would ship it all
+    The stage (its class and constructor arguments) comes as an object reference in a list, so that the
+    actor gets the reference itself, builds the stage once per run, and rebuilds it after a restart."""
+
+    def __init__(self) -> None:
+        import aei_batch.models.loader  # noqa: F401 - the model libraries, imported before the first batch
+        import aei_batch.stages  # noqa: F401
+
+        self._spec: str | None = None
+        self._stage: Any = None
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, spec: list[Any], batch: pa.Table) -> pa.Table:
+        import ray
+
+        if self._spec != spec[0].hex():
+            stage_cls, stage_kwargs = ray.get(spec[0])
+            self._stage, self._spec = stage_cls(**stage_kwargs), spec[0].hex()
+        return self._stage(batch)  # type: ignore[no-any-return]
+
+
+def _cluster_cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _new_actors(n: int) -> list[Any]:
+    import ray
+
+    retries = int(os.environ.get("AEI_RAY_MAX_TASK_RETRIES", "3"))
+    actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=retries)(StageWorker)
+    return [actor_cls.remote() for _ in range(n)]
 
 
 def run_ray(
@@ -126,47 +177,69 @@ def run_ray(
     batch_size: int,
     workers: int | None = None,
 ) -> Iterator[pa.Table]:
+    """Run `stage_cls(**stage_kwargs)` over `table` in batches on Ray actors; yield outputs as they
+    complete (not in input order).
+
+    Without `workers`, one actor per CPU of the cluster (at most one per batch); work goes to each actor
+    as soon as it is up. With `workers=N`, N actors, and no work is handed out until all N are up (so
+    they spread over the nodes), waiting at most AEI_RAY_WAIT_FOR_WORKERS_S seconds (600)."""
     import ray
-    import ray.data
+
+    from aei_batch.errors import JobFailedError
+    from aei_batch.runners import compact
 
     ensure_ray()
-    _configure_data_context()
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    size = max(1, min(workers or cpus, cpus))
-    # --workers N: all N actors are up before work is handed out (else the first one ready may take it all);
-    # set on every run, since the DataContext outlives it in this process.
-    from ray.data.context import DEFAULT_WAIT_FOR_MIN_ACTORS_S
-
-    wait_s = int(os.environ.get("AEI_RAY_WAIT_FOR_WORKERS_S", "600")) if workers else None
-    ray.data.DataContext.get_current().wait_for_min_actors_s = wait_s or DEFAULT_WAIT_FOR_MIN_ACTORS_S
-    blocks = _blocks(table, batch_size, size)
-    with warnings.catch_warnings():
-        # Ray 2.60 has no named parameter yet for actor restarts / task retries and warns that the keyword
-        # form is deprecated; it is the only way to bound retries, so that one warning is not shown.
-        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
-        ds = ray.data.from_arrow(blocks).map_batches(
-            stage_cls,
-            fn_constructor_kwargs=stage_kwargs,
-            # --workers N asks for N actors: start them all (on a multi-node cluster they spread over
-            # the nodes). Without it, as many actors as there are blocks (at most the cluster's CPUs)
-            # start at once: an actor takes seconds to start (imports, model, feature warm-up), so
-            # growing the pool one by one from 1 left a core idle for that long on a small machine.
-            compute=ray.data.ActorPoolStrategy(
-                min_size=size if workers else min(size, len(blocks)), max_size=size
-            ),
-            num_cpus=1,
-            batch_size=batch_size,
-            batch_format="pyarrow",
-            zero_copy_batch=True,
-            # A killed worker is restarted and its batch retried. Ray Data's default retries forever, so a
-            # file that kills its worker every time would hang the run: after this many retries it fails.
-            max_restarts=-1,
-            max_task_retries=int(os.environ.get("AEI_RAY_MAX_TASK_RETRIES", "3")),
-        )
+    n_batches = -(-table.num_rows // batch_size)
+    if n_batches == 0:
+        return
+    size = max(1, workers) if workers else max(1, min(_cluster_cpus(), n_batches))
+    actors: list[Any] = _warm_actors[:size]
+    for extra in _warm_actors[size:]:  # prestarted for a bigger run than this one
+        ray.kill(extra)
+    _warm_actors.clear()
+    actors += _new_actors(size - len(actors))
+    wait_s = float(os.environ.get("AEI_RAY_WAIT_FOR_WORKERS_S", "600"))
+    spec = [ray.put((stage_cls, stage_kwargs))]
+    task_name = f"StageWorker.run {stage_cls.__name__}"  # the task records, dashboard and process title
+    starting = {a.ready.remote(): i for i, a in enumerate(actors)}
+    up: list[int] = []  # indices of actors that are up
+    load = [0] * size  # batches in flight per actor
+    running: dict[Any, int] = {}  # result ref -> actor index
+    next_row = 0
+    deadline = time.monotonic() + wait_s
     try:
-        yield from ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=1)
+        while next_row < table.num_rows or running:
+            may_dispatch = not workers or len(up) == size
+            for i in sorted(up, key=lambda j: load[j]) if may_dispatch else []:
+                while load[i] < 2 and next_row < table.num_rows:
+                    batch = compact(table.slice(next_row, batch_size))  # not the slice: it ships the table
+                    next_row += batch.num_rows
+                    running[actors[i].run.options(name=task_name).remote(spec, batch)] = i
+                    load[i] += 1
+            if not running and not starting:
+                raise JobFailedError("no Ray worker could be started", hint="see the Ray logs")
+            timeout = None if running else max(0.0, deadline - time.monotonic())
+            done, _ = ray.wait([*running, *starting], num_returns=1, timeout=timeout)
+            if not done:
+                raise JobFailedError(
+                    f"{len(starting)} of {size} Ray workers were not up after {wait_s:g} s "
+                    "(AEI_RAY_WAIT_FOR_WORKERS_S)",
+                    hint="the cluster has fewer free CPUs than workers asked for: lower --workers",
+                )
+            ref = done[0]
+            if ref in starting:
+                ray.get(ref)  # a constructor that failed raises here
+                up.append(starting.pop(ref))
+                continue
+            i = running.pop(ref)
+            load[i] -= 1
+            yield ray.get(ref)
     except Exception as exc:
         inner = _unwrap(exc)
         if inner is not exc:
             raise inner from None
         raise
+    finally:
+        for a in actors:
+            with contextlib.suppress(Exception):
+                ray.kill(a)

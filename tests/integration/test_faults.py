@@ -275,7 +275,7 @@ def test_s3_down_fails_the_run_and_a_rerun_completes(
 
 @pytest.mark.ray
 def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Path) -> None:
-    """SIGKILL one Ray Data actor (by PID) after the first batch: Ray restarts it, retries its batch."""
+    """SIGKILL one Ray actor (by PID) after the first batch: Ray restarts it, retries its batch."""
     uris = make_local_corpus(tmp_path / "in", 40, seconds=2.0)
     output = str(tmp_path / "table")
     run = Running(
@@ -295,8 +295,8 @@ def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Pat
         AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="0",
     )
     run.wait_for("AEI_TEST: after_first_batch", timeout=240)
-    workers = [pid for pid, cmd in descendants(run.proc.pid) if "MapWorker" in cmd]
-    assert workers, f"no Ray Data actor among {descendants(run.proc.pid)}"
+    workers = [pid for pid, cmd in descendants(run.proc.pid) if "StageWorker" in cmd]
+    assert workers, f"no Ray actor among {descendants(run.proc.pid)}"
     os.kill(workers[0], signal.SIGKILL)
     still_running = run.proc.poll() is None
     rc = run.finish()
