@@ -346,7 +346,8 @@ def group_by_window(times_s: np.ndarray, probs: np.ndarray, spans_s: list[tuple[
 
 #: Extra watchdog time per second of audio for a segmented file (decode + features of every window).
 TIMEOUT_S_PER_AUDIO_S = 0.1
-#: S3 objects up to this size are read into memory; larger ones are spooled to a temporary file.
+#: Files up to this size are read into memory once (probed, then decoded from the bytes); larger S3
+#: objects are spooled to a temporary file, larger local files are read from their path.
 SPOOL_MIN_BYTES = 16 << 20
 
 
@@ -432,10 +433,10 @@ class SegmentScorer:
             wd.timeout_s = base
 
     def _source(self, ref: dict[str, Any]) -> Any:
-        """A context manager giving a local path (or the bytes of a small S3 object)."""
+        """A context manager giving the bytes of a file up to SPOOL_MIN_BYTES, else a local path (a temporary
+        spool file for S3)."""
         import contextlib
 
-        from aei_batch import storage
         from aei_batch.decode.stream import open_source
         from aei_batch.stages import fetch
 
@@ -444,7 +445,7 @@ class SegmentScorer:
             raise FileError(
                 ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)"
             )
-        if storage.is_s3(ref["uri"]) and size is not None and size <= SPOOL_MIN_BYTES:
+        if size is not None and size <= SPOOL_MIN_BYTES:  # read once: probed, then decoded from memory
             return contextlib.nullcontext(fetch(ref, self.ctx))
         return _classified(open_source(ref["uri"], max_bytes=limit))
 
