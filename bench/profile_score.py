@@ -70,13 +70,12 @@ def summarise(raw: Path, top: int = 15) -> None:
         # frames after its own process marker, then drop those above its own main loop
         own = frames[max(i for i, f in enumerate(frames) if _PROC.match(f)) + 1 :] if procs else frames
         r = role(last)
-        for i, f in enumerate(own):
-            if "_child_main" in f:
-                r = "decoder child"
-                own = own[i:]
-            elif "_process_worker" in f and r == "driver":
-                r = "pool worker (forked)"
-                own = own[i:]
+        child = [i for i, f in enumerate(own) if "_child_main" in f]
+        worker = [i for i, f in enumerate(own) if "_process_worker" in f]
+        if child:  # a decoder child (forked: its stack starts with its worker's at fork time)
+            r, own = "decoder child", own[child[-1] :]
+        elif worker and r == "driver":  # a pool worker forked from the driver
+            r, own = "pool worker (forked)", own[worker[-1] :]
         by_role[r] += n
         total += n
         seen = set()
