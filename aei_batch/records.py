@@ -292,7 +292,7 @@ FRAMES_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRef:
     """One input file: where it is and what identifies its content."""
 
