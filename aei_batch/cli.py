@@ -97,6 +97,11 @@ def _pick(cli_value: Any, config: dict[str, Any], key: str, default: Any) -> Any
     return cli_value if cli_value is not None else config.get(key, default)
 
 
+def _optional_int(value: Any) -> int | None:
+    """An integer option that may be absent (None: its automatic default)."""
+    return None if value is None else int(value)
+
+
 @app.command()
 def score(
     source: str = typer.Argument(
@@ -149,7 +154,10 @@ def score(
         "(120; 0 = decode in-process, no watchdog).",
     ),
     extensions: str = typer.Option(None, help="Comma-separated extensions to score (default: audio+video)."),
-    batch_size: int = typer.Option(None, help="Files per batch sent to a worker (16)."),
+    batch_size: int = typer.Option(
+        None,
+        help="Files per batch sent to a worker (default: 16, up to 64 for thousands of small files).",
+    ),
     workers: int = typer.Option(None, help="Actor pool size (default: the cluster's CPUs)."),
     segments: str = typer.Option(
         None,
@@ -260,7 +268,7 @@ def score(
             max_file_mb=_pick(max_file_mb, cfg, "max_file_mb", 512.0),
             max_duration_s=_pick(max_duration_s, cfg, "max_duration_s", DEFAULT_MAX_DURATION_S),
             decode_timeout_s=_pick(decode_timeout_s, cfg, "decode_timeout_s", DEFAULT_DECODE_TIMEOUT_S),
-            batch_size=int(_pick(batch_size, cfg, "batch_size", 16)),
+            batch_size=_optional_int(_pick(batch_size, cfg, "batch_size", None)),
             workers=_pick(workers, cfg, "workers", None),
             mode=_pick(mode, cfg, "mode", "merge"),
             incremental=bool(_pick(incremental, cfg, "incremental", False)),

@@ -49,7 +49,7 @@ class ScoreOptions:
     max_file_mb: float | None = 512.0
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S
     decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S
-    batch_size: int = 16
+    batch_size: int | None = None  # None: aei_batch.runners.auto_batch_size
     workers: int | None = None
     progress: bool = True
     # Long files: windows, voice gate, per channel; auto segments files over two windows (docs/SEGMENTS.md).
@@ -74,7 +74,7 @@ class ScoreOptions:
         compile_pattern(self.speaker_pattern)
         if not 0.0 <= self.max_error_rate <= 1.0:
             raise ConfigError(f"--max-error-rate must be between 0 and 1, got {self.max_error_rate}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.max_file_mb is not None and self.max_file_mb <= 0:
             raise ConfigError(f"--max-file-mb must be positive, got {self.max_file_mb}")
@@ -194,7 +194,7 @@ def _end_prestart() -> None:
 
 def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
     from aei_batch.models.loader import load_model
-    from aei_batch.runners import resolve_runner, run_stage
+    from aei_batch.runners import auto_batch_size, resolve_runner, run_stage
 
     if storage.is_s3(opts.output):
         storage.check_s3_access(opts.output)
@@ -221,10 +221,11 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
     errors: Counter[str] = Counter()
     emotions: Counter[str] = Counter()
     n_files = len(refs)
+    batch_size = opts.batch_size or auto_batch_size([r.size for r in refs])
     bar = _progress(n_files, opts.progress)
     try:
         if refs and _two_pass(opts, model):
-            outputs = _speaker_adaptive_outputs(opts, ctx, model, refs)
+            outputs = _speaker_adaptive_outputs(opts, ctx, model, refs, batch_size)
         else:
             outputs = (
                 run_stage(
@@ -232,7 +233,7 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
                     {"ctx": ctx},
                     refs_to_table(refs),
                     runner=runner,
-                    batch_size=opts.batch_size,
+                    batch_size=batch_size,
                     workers=opts.workers,
                 )
                 if refs
@@ -309,7 +310,9 @@ def _two_pass(opts: ScoreOptions, model: Any) -> bool:
     return bool(model.speaker_adaptive and opts.speaker_adaptive is not False)
 
 
-def _speaker_adaptive_outputs(opts: ScoreOptions, ctx: RunContext, model: Any, refs: list[FileRef]) -> Any:
+def _speaker_adaptive_outputs(
+    opts: ScoreOptions, ctx: RunContext, model: Any, refs: list[FileRef], batch_size: int
+) -> Any:
     from aei_batch.speaker_pass import score_two_pass
 
     min_files = opts.min_speaker_files or int(model.card.options.get("min_speaker_files", 10))
@@ -318,7 +321,7 @@ def _speaker_adaptive_outputs(opts: ScoreOptions, ctx: RunContext, model: Any, r
         model,
         refs,
         runner=opts.runner,
-        batch_size=opts.batch_size,
+        batch_size=batch_size,
         workers=opts.workers,
         min_speaker_files=min_files,
         speaker_pattern=opts.speaker_pattern,
