@@ -199,12 +199,12 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
     if storage.is_s3(opts.output):
         storage.check_s3_access(opts.output)
     _prestart(opts.runner, opts.workers)
-    model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
-    _prestart(opts.runner, opts.workers, model.feature_set.name)
     refs = list_refs(opts.source, opts.extensions)
     runner = resolve_runner(opts.runner, [r.size for r in refs])
     log.info("runner: %s (--runner %s, %d files)", runner, opts.runner, len(refs))
-    _prestart(runner, opts.workers, model.feature_set.name)
+    _prestart(runner, opts.workers)  # Ray starts while the model loads
+    model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
+    _prestart(runner, opts.workers, model.feature_set.name)  # pool workers: forks of a driver with the model
     ctx = RunContext.new(
         opts.model_dir,
         model_name=model.name,
