@@ -244,7 +244,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=32)
     ap.add_argument("--score-args", default="", help="extra arguments for `aei-batch score`")
     ap.add_argument(
-        "--runners", default="auto", help="runners to measure, e.g. auto,ray (auto: the pool here)"
+        "--runners", default="auto", help="runners to measure, e.g. pool,ray (auto: Ray for these file counts)"
     )
     args = ap.parse_args()
     print_facts("bench_scale")
