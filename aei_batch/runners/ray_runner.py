@@ -84,12 +84,23 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     _init_ray(address, num_cpus)
 
 
+class _NoSigtermNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    # prestart_ray() calls ray.init() from a background thread, where Ray cannot install its SIGTERM handler
+    # and says so on every run; without it a SIGTERM ends the driver with Python's default action and
+    # Ray's processes follow it (they die with the thread that started them). Not worth a warning.
+    worker_log = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _NoSigtermNotice) for f in worker_log.filters):
+        worker_log.addFilter(_NoSigtermNotice())
     kwargs: dict[str, Any] = {
         "ignore_reinit_error": True,
         "log_to_driver": False,
