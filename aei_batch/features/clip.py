@@ -46,11 +46,9 @@ def warm_up_features(name: str = "seed_mfcc157") -> None:
 def watchdog_warm_up() -> None:
     """A new decoder child (aei_batch.limits) runs this once, outside the per-file clock: the codecs'
     imports and the common feature kernels, so that the first file's timeout measures that file only."""
+    import av  # noqa: F401 - imported for its start-up cost (the fallback decoder)
     import soundfile as sf
 
-    from aei_batch.decode.audio import watchdog_warm_up as warm_decoders
-
-    warm_decoders()
     buf = io.BytesIO()
     tone = np.sin(np.arange(22050, dtype=np.float32) / 10) * 0.1
     sf.write(buf, tone, 22050, format="WAV", subtype="PCM_16")

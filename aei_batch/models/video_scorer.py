@@ -157,13 +157,9 @@ class VideoScorer:
         return item
 
     def _audio_features(self, clip: AudioClip) -> np.ndarray:
-        try:
-            vec = self.features.fs.extract(clip.y, clip.sr)
-        except Exception as exc:  # noqa: BLE001
-            raise FileError(ErrorCode.FEATURE_FAILED, f"{type(exc).__name__}: {exc}") from None
-        if not np.isfinite(vec).all():
-            raise FileError(ErrorCode.FEATURE_FAILED, "features contain NaN or infinite values")
-        return np.asarray(vec)
+        from aei_batch.features.clip import extract_checked
+
+        return extract_checked(self.features.fs, clip.y, clip.sr)
 
     def finish(
         self, rows: list[dict[str, Any]], items: dict[int, VideoItem]
