@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -59,6 +60,9 @@ def _run(fn: Callable[[], int | None]) -> None:
             from aei_batch.runners.ray_runner import shutdown_owned
 
             shutdown_owned()
+        # The interpreter's last garbage collection walks every object of the heap (scikit-learn, pyiceberg,
+        # Ray...): 0.6 s after the summary on two cores. Nothing left needs collecting before the exit.
+        gc.freeze()
     raise typer.Exit(code)
 
 

@@ -76,6 +76,11 @@ def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
     from aei_batch.limits import fork_is_safe
 
     if fork_is_safe():  # the workers are started before the executor's own threads (Python 3.11, fork)
+        import gc
+
+        # The driver's objects so far (imported modules, the model) move to the permanent generation: the
+        # workers' garbage collections do not walk them, nor write to their pages (which copies them).
+        gc.freeze()
         fork = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(size, mp_context=fork, initializer=_one_thread)
         for _ in range(size):

@@ -124,8 +124,32 @@ def shutdown_owned() -> None:
         import ray
 
         _warm_actors.clear()
+        _stop_autoscaler_monitor()
         ray.shutdown()
         _owned = False
+
+
+def _stop_autoscaler_monitor() -> None:
+    """Kill the embedded Ray's autoscaler monitor before `ray.shutdown()` stops the rest.
+
+    `ray.shutdown()` stops its processes one after the other, the GCS before the monitor; the monitor's
+    SIGTERM handler then tries to report its own termination to the GCS that is gone, and is killed
+    after Ray's one-second grace period: 1.0 of the 1.3 s a shutdown took on two cores. The monitor of
+    a one-node embedded Ray has nothing to scale and no state to save, so it gets SIGKILL first. This
+    reads Ray's private node record; if that ever changes shape, shutdown is just slower again."""
+    import signal
+
+    try:
+        from ray._private import worker
+
+        procs = worker._global_node.all_processes.get("monitor", []) if worker._global_node else []
+    except Exception:  # noqa: BLE001 - private API: fall back to Ray's own order
+        return
+    for info in procs:
+        with contextlib.suppress(Exception):
+            if info.process.poll() is None:
+                info.process.send_signal(signal.SIGKILL)
+                info.process.wait(timeout=1)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
