@@ -11,8 +11,10 @@ them early (`prestart_pool`), so that their warm-up (the feature extractor's fir
 overlaps the driver's listing and table opening; each worker builds the stage itself on its first
 batch, and its decoder child is a fork of the warm worker. Batches go out as they are needed, at most
 two per worker in flight, so memory stays flat whatever the number of files. A worker that dies (it
-should not: decoding runs in a watchdog child process) fails the run with a clear error instead of
-hanging or losing rows.
+should not: decoding runs in a watchdog child process; but the kernel's OOM killer or an operator may
+kill it) costs a new pool and the batches in flight are retried, at most AEI_POOL_MAX_RETRIES times
+each, like the Ray runner's task retries; rows only count once they are back, so none is lost or
+duplicated.
 """
 
 from __future__ import annotations
@@ -135,34 +137,88 @@ def run_pool(
     workers: int | None = None,
 ) -> Iterator[pa.Table]:
     """Run the stage over `table` in `workers` processes (default: this machine's CPUs); yield outputs as they
-    complete (not in input order, like the Ray runner)."""
+    complete (not in input order, like the Ray runner).
+
+    A worker that dies (SIGKILL, the kernel's OOM killer, a crash in native code outside the decoder child)
+    breaks the whole pool: every batch still in flight is then retried on a new pool, at most
+    AEI_POOL_MAX_RETRIES times per batch (default 3, like the Ray runner's task retries), after which the
+    run fails. A batch's rows are only yielded once its result is back, so a retry cannot duplicate rows."""
     global _prestarted
-    from aei_batch.errors import JobFailedError
     from aei_batch.runners import compact
 
     size = max(1, workers or default_workers())
+    max_retries = int(os.environ.get("AEI_POOL_MAX_RETRIES", "3"))
     if _prestarted is not None and _prestarted[0] == size:
         pool, _prestarted = _prestarted[1], None
     else:
         shutdown_prestarted()
         pool = _start(max(1, min(size, -(-table.num_rows // batch_size))))
-    pending: set[Future[pa.Table]] = set()
+    retry: list[tuple[pa.Table, int]] = []  # (batch, attempts so far) to run again on a new pool
+    pending: dict[Future[pa.Table], tuple[pa.Table, int]] = {}
+    next_row = 0
     try:
-        for start in range(0, table.num_rows, batch_size):
-            batch = compact(table.slice(start, batch_size))  # not the slice: it would pickle the whole table
-            pending.add(pool.submit(_run_batch, stage_cls, stage_kwargs, batch))
-            if len(pending) >= 2 * size:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (f.result() for f in done)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (f.result() for f in done)
-    except BrokenProcessPool as exc:
-        raise JobFailedError(
-            "a worker process of the pool runner died (killed, out of memory, or a crash in native code)",
-            hint="see the log above; --runner ray retries the batches of a worker that died",
-        ) from exc
+        while next_row < table.num_rows or retry or pending:
+            while len(pending) < 2 * size and (retry or next_row < table.num_rows):
+                if retry:
+                    batch, attempts = retry.pop()
+                else:  # a copy, not the slice: pickling a slice ships the whole table
+                    batch, attempts = compact(table.slice(next_row, batch_size)), 0
+                    next_row += batch.num_rows
+                try:
+                    pending[pool.submit(_run_batch, stage_cls, stage_kwargs, batch)] = (batch, attempts)
+                except BrokenProcessPool:  # a worker died since the last wait: this batch never ran
+                    retry.append((batch, attempts))
+                    pool = _restart_broken(pool, pending, retry, max_retries, size)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
+            for f in done:
+                batch, attempts = pending.pop(f)
+                try:
+                    out = f.result()
+                except BrokenProcessPool:
+                    broken = True
+                    retry.append((batch, attempts + 1))
+                    continue
+                yield out
+            if broken:
+                pool = _restart_broken(pool, pending, retry, max_retries, size)
     finally:
         for f in pending:
             f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _restart_broken(
+    pool: ProcessPoolExecutor,
+    pending: dict[Future[pa.Table], tuple[pa.Table, int]],
+    retry: list[tuple[pa.Table, int]],
+    max_retries: int,
+    size: int,
+) -> ProcessPoolExecutor:
+    """A worker died: collect what the broken pool still holds (results that made it back are kept for
+    yielding, the rest goes to `retry`), fail the run if a batch ran out of retries, else start a new pool."""
+    import logging
+
+    from aei_batch.errors import JobFailedError
+
+    wait(pending)  # a broken pool fails every batch it still holds at once; results already back stay
+    for f in [f for f in pending if isinstance(f.exception(), BrokenProcessPool)]:
+        batch, attempts = pending.pop(f)
+        retry.append((batch, attempts + 1))
+    pool.shutdown(wait=True)
+    worst = max(a for _, a in retry)
+    if worst > max_retries:
+        raise JobFailedError(
+            "a worker process of the pool runner died (killed, out of memory, or a crash in native code) "
+            f"and a batch it held has failed {worst} time(s), more than AEI_POOL_MAX_RETRIES={max_retries}",
+            hint="check the machine's memory (the kernel log names processes its OOM killer ended); "
+            "nothing was committed: rerun, or raise AEI_POOL_MAX_RETRIES if the deaths were transient",
+        )
+    logging.getLogger(__name__).warning(
+        "a pool worker died (killed, out of memory, or a crash in native code): starting new workers and "
+        "retrying the %d batches in flight (attempt %d of %d)",
+        len(retry),
+        worst,
+        max_retries,
+    )
+    return _start(size)

@@ -142,7 +142,8 @@ def _stop_autoscaler_monitor() -> None:
     try:
         from ray._private import worker
 
-        procs = worker._global_node.all_processes.get("monitor", []) if worker._global_node else []
+        node = worker._global_node
+        procs: list[Any] = node.all_processes.get("monitor", []) if node is not None else []
     except Exception:  # noqa: BLE001 - private API: fall back to Ray's own order
         return
     for info in procs:

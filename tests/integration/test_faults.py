@@ -314,6 +314,81 @@ def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Pat
     )
 
 
+def _pool_run(tmp_path: Path, trained_model: Path, **env: str) -> tuple[Running, set[str], str, int]:
+    """A pool run paused 3 s after its first batch, one of its workers SIGKILLed during the pause.
+
+    The driver's direct children that have a child of their own (their decoder) are the pool's workers."""
+    uris = make_local_corpus(tmp_path / "in", 40, seconds=2.0)
+    output = str(tmp_path / "table")
+    run = Running(
+        "score",
+        str(tmp_path / "in"),
+        "-m",
+        str(trained_model),
+        "-o",
+        output,
+        "--runner",
+        "pool",
+        "--workers",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="3",
+        **env,
+    )
+    run.wait_for("AEI_TEST: after_first_batch", timeout=240)
+    tree = descendants(run.proc.pid)
+    parents = {_ppid(pid) for pid, _ in tree}
+    workers = [pid for pid, _ in tree if _ppid(pid) == run.proc.pid and pid in parents]
+    assert workers, f"no pool worker among {tree}"
+    os.kill(workers[0], signal.SIGKILL)
+    return run, uris, output, workers[0]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def test_pool_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Path) -> None:
+    """SIGKILL one pool worker (by PID) mid-run: a new pool retries the batches in flight, none twice."""
+    run, uris, output, killed = _pool_run(tmp_path, trained_model)
+    still_running = run.proc.poll() is None
+    rc = run.finish()
+    assert rc == ExitCode.OK, run.output[-3000:]
+    assert still_running, "the run had finished before the kill: the test proved nothing"
+    assert not alive(killed)
+    assert "a pool worker died" in run.output and "retrying" in run.output
+    rows = read_back(output)
+    assert_complete(rows, uris)
+    assert all(r[COL.status] == STATUS_OK for r in rows)
+    RESULTS.append(
+        (
+            "pool worker SIGKILLed mid-run (AEI_POOL_MAX_RETRIES=3)",
+            f"exit {rc}; batches in flight retried on new workers; {len(rows)}/{len(uris)} rows, all ok, "
+            "no duplicates",
+        )
+    )
+
+
+def test_pool_worker_death_without_retries_fails_the_run(tmp_path: Path, trained_model: Path) -> None:
+    """With AEI_POOL_MAX_RETRIES=0 the same kill fails the run (exit 9), says why, and commits nothing."""
+    run, _, output, _ = _pool_run(tmp_path, trained_model, AEI_POOL_MAX_RETRIES="0")
+    rc = run.finish()
+    assert rc == ExitCode.JOB_FAILED, run.output[-3000:]
+    assert "a worker process of the pool runner died" in run.output and "AEI_POOL_MAX_RETRIES" in run.output
+    assert read_back(output) == []
+    RESULTS.append(
+        (
+            "pool worker SIGKILLed, AEI_POOL_MAX_RETRIES=0",
+            f"exit {rc} (JOB_FAILED), the cause on stderr, 0 rows committed",
+        )
+    )
+
+
 def test_driver_killed_before_commit_leaves_table_unchanged(tmp_path: Path, trained_model: Path) -> None:
     """SIGKILL the driver after all rows are staged, before the commit: table as before; a rerun completes."""
     first = make_local_corpus(tmp_path / "in", 3)
