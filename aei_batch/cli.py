@@ -118,10 +118,10 @@ def score(
     model: str = typer.Option(None, help="Which model of the directory (default: the card's best)."),
     runner: str = typer.Option(
         None,
-        help="auto (default: in-process for small inputs, under 200 files and "
-        "64 MiB; Ray otherwise: RAY_ADDRESS's cluster or an embedded local Ray), ray, "
-        "pool (one process per CPU, no Ray: fastest on one machine, no batch retries) "
-        "or local (in-process); docs/PERFORMANCE.md.",
+        help="auto (default: Ray when RAY_ADDRESS names a cluster; otherwise in-process "
+        "under 200 files and 64 MiB, the pool under 10,000 files and 2 GiB, an embedded local Ray "
+        "beyond), ray (RAY_ADDRESS's cluster or an embedded local Ray), pool (one process per CPU of "
+        "this machine, no Ray: fastest on one machine) or local (in-process); docs/PERFORMANCE.md.",
     ),
     table_format: str = typer.Option(
         None,

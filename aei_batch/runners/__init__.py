@@ -15,6 +15,12 @@ RUNNERS = ("auto", "ray", "pool", "local")
 AUTO_LOCAL_MAX_FILES = 200
 #: ... as long as they hold no more than this many bytes (long recordings and videos get all the cores).
 AUTO_LOCAL_MAX_BYTES = 64 << 20
+#: Without a cluster, `auto` runs inputs under this many files (and AUTO_POOL_MAX_BYTES) in the process pool:
+#: for them an embedded Ray's own start and stop (about 3 s on two cores) and its per-batch overhead are a
+#: large share of the run (docs/PERFORMANCE.md). Bigger inputs get an embedded local Ray, the same engine as
+#: a cluster. Override with AEI_AUTO_POOL_MAX_FILES (0: embedded Ray from AUTO_LOCAL_MAX_FILES files up).
+AUTO_POOL_MAX_FILES = 10_000
+AUTO_POOL_MAX_BYTES = 2 << 30
 _UNKNOWN_SIZE = 1 << 20  # a file of unknown size (manifest without sizes) counts as 1 MiB
 #: Automatic batch size (`--batch-size` not given): at least this many files per batch ...
 AUTO_BATCH_MIN = 16
@@ -50,12 +56,14 @@ def auto_batch_size(sizes: Sequence[int | None]) -> int:
 def resolve_runner(runner: str, sizes: Sequence[int | None]) -> str:
     """The runner `auto` stands for, given the sizes of the input files.
 
+    * `ray` whenever there is a cluster: RAY_ADDRESS names one, or Ray is already up in this process;
     * `local` (in-process) for small inputs: fewer than AUTO_LOCAL_MAX_FILES files and at most
-      AUTO_LOCAL_MAX_BYTES bytes, where starting Ray would cost more than the work itself;
-    * `ray` otherwise: the cluster named by RAY_ADDRESS, the Ray already up in this process, or an
-      embedded local Ray. `--runner pool` (one process per CPU, no Ray) is the faster choice on a single
-      machine for mid-sized inputs (docs/PERFORMANCE.md) but has no batch retries, so it is never chosen
-      automatically.
+      AUTO_LOCAL_MAX_BYTES bytes, where starting even worker processes would cost more than the work;
+    * `pool` (one process per CPU of this machine) for mid-sized inputs: fewer than AUTO_POOL_MAX_FILES
+      files and at most AUTO_POOL_MAX_BYTES bytes, where an embedded Ray's start, stop and per-batch
+      overhead would be a large share of the run (docs/PERFORMANCE.md). It gives the same guarantees:
+      rows only count once they are back, the batches of a worker that died are retried;
+    * `ray` otherwise: an embedded local Ray.
 
     Other values are returned as they are.
     """
@@ -64,9 +72,14 @@ def resolve_runner(runner: str, sizes: Sequence[int | None]) -> str:
     ray = sys.modules.get("ray")
     if os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()):
         return "ray"
-    max_files = int(os.environ.get("AEI_AUTO_LOCAL_MAX_FILES", AUTO_LOCAL_MAX_FILES))
-    total = sum(_UNKNOWN_SIZE if s is None else s for s in sizes)
-    return "local" if len(sizes) < max_files and total <= AUTO_LOCAL_MAX_BYTES else "ray"
+    n, total = len(sizes), sum(_UNKNOWN_SIZE if s is None else s for s in sizes)
+    local_max = int(os.environ.get("AEI_AUTO_LOCAL_MAX_FILES", AUTO_LOCAL_MAX_FILES))
+    pool_max = int(os.environ.get("AEI_AUTO_POOL_MAX_FILES", AUTO_POOL_MAX_FILES))
+    if n < local_max and total <= AUTO_LOCAL_MAX_BYTES:
+        return "local"
+    if n < pool_max and total <= AUTO_POOL_MAX_BYTES:
+        return "pool"
+    return "ray"
 
 
 def run_stage(

@@ -1,6 +1,6 @@
-"""Runner choice and the process-pool runner: `--runner auto` picks in-process for small inputs and Ray
-otherwise (a named cluster or embedded local Ray); `--runner pool` gives the same rows as the in-process
-runner, one per file, errors included."""
+"""Runner choice and the process-pool runner: `--runner auto` picks Ray when there is a cluster, else
+in-process for small inputs, the process pool for mid-sized ones and embedded local Ray beyond;
+`--runner pool` gives the same rows as the in-process runner, one per file, errors included."""
 
 import shutil
 
@@ -9,7 +9,13 @@ import pytest
 from aei_batch.errors import ConfigError
 from aei_batch.pipeline import ScoreOptions, run_score
 from aei_batch.records import COL, STATUS_ERROR
-from aei_batch.runners import AUTO_LOCAL_MAX_BYTES, AUTO_LOCAL_MAX_FILES, resolve_runner
+from aei_batch.runners import (
+    AUTO_LOCAL_MAX_BYTES,
+    AUTO_LOCAL_MAX_FILES,
+    AUTO_POOL_MAX_BYTES,
+    AUTO_POOL_MAX_FILES,
+    resolve_runner,
+)
 from aei_batch.sinks.parquet import read_table
 from tests.support import media
 
@@ -36,9 +42,23 @@ def test_auto_small_input_runs_in_process(no_ray_address):
     assert resolve_runner("auto", [None] * 10) == "local"  # unknown sizes count as 1 MiB each
 
 
+def test_auto_mid_sized_input_without_a_cluster_uses_the_pool(no_ray_address):
+    assert resolve_runner("auto", [1000] * AUTO_LOCAL_MAX_FILES) == "pool"  # many files
+    assert resolve_runner("auto", [AUTO_LOCAL_MAX_BYTES // 2 + 1] * 2) == "pool"  # few but long files
+    assert resolve_runner("auto", [100_000] * (AUTO_POOL_MAX_FILES - 1)) == "pool"
+
+
 def test_auto_large_input_without_a_cluster_uses_embedded_ray(no_ray_address):
-    assert resolve_runner("auto", [1000] * AUTO_LOCAL_MAX_FILES) == "ray"  # many files
-    assert resolve_runner("auto", [AUTO_LOCAL_MAX_BYTES // 2 + 1] * 2) == "ray"  # few but long files
+    assert resolve_runner("auto", [1000] * AUTO_POOL_MAX_FILES) == "ray"  # many files
+    assert resolve_runner("auto", [AUTO_POOL_MAX_BYTES // 2 + 1] * 2) == "ray"  # few but long files
+
+
+def test_auto_thresholds_can_be_moved(no_ray_address, monkeypatch):
+    monkeypatch.setenv("AEI_AUTO_POOL_MAX_FILES", "0")  # embedded Ray for everything that is not small
+    assert resolve_runner("auto", [1000] * AUTO_LOCAL_MAX_FILES) == "ray"
+    assert resolve_runner("auto", [1000] * 10) == "local"
+    monkeypatch.setenv("AEI_AUTO_LOCAL_MAX_FILES", "0")
+    assert resolve_runner("auto", [1000] * 10) == "ray"
 
 
 def test_auto_with_a_cluster_address_goes_to_ray(monkeypatch):
