@@ -1,7 +1,7 @@
 """Scale: wall time and peak memory as the number of files grows; listing 100,000 S3 keys.
 
-Part 1, local files: `aei-batch score` (default options, embedded Ray) over 1,000, 5,000 and 20,000
-short WAV files (0.5 s at 16 kHz). To keep generation cheap, `--distinct` (200) different clips are
+Part 1, local files: `aei-batch score` (default options; `--runners` forces runners) over 1,000, 5,000
+and 20,000 short WAV files (0.5 s at 16 kHz). To keep generation cheap, `--distinct` (200) different clips are
 written once and hard-linked under many names (one folder per 1,000 files): the job reads, decodes and
 scores every name as its own file, but the page cache holds only the distinct bytes, so the disk is
 not what is measured. Memory is sampled from /proc over the whole process tree (driver, Ray's
@@ -244,7 +244,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=32)
     ap.add_argument("--score-args", default="", help="extra arguments for `aei-batch score`")
     ap.add_argument(
-        "--runners", default="auto", help="runners to measure, e.g. pool,ray (auto: Ray for these file counts)"
+        "--runners",
+        default="auto",
+        help="runners to measure, e.g. pool,ray (auto: the pool under 10,000 files, else embedded Ray)",
     )
     args = ap.parse_args()
     print_facts("bench_scale")
