@@ -16,9 +16,10 @@ AUTO_LOCAL_MAX_FILES = 200
 #: ... as long as they hold no more than this many bytes (long recordings and videos get all the cores).
 AUTO_LOCAL_MAX_BYTES = 64 << 20
 #: Without a cluster, `auto` runs inputs under this many files (and AUTO_POOL_MAX_BYTES) in the process pool:
-#: for them an embedded Ray's own start and stop (about 3 s on two cores) and its per-batch overhead are a
-#: large share of the run (docs/PERFORMANCE.md). Bigger inputs get an embedded local Ray, the same engine as
-#: a cluster. Override with AEI_AUTO_POOL_MAX_FILES (0: embedded Ray from AUTO_LOCAL_MAX_FILES files up).
+#: for them an embedded Ray's own start and stop (3.6 s more than the pool on two cores) and its per-batch
+#: overhead are a large share of the run (docs/PERFORMANCE.md). Bigger inputs get an embedded local Ray,
+#: the same engine as a cluster. AEI_AUTO_POOL_MAX_FILES overrides the count (0: embedded Ray for all
+#: inputs that are not small).
 AUTO_POOL_MAX_FILES = 10_000
 AUTO_POOL_MAX_BYTES = 2 << 30
 _UNKNOWN_SIZE = 1 << 20  # a file of unknown size (manifest without sizes) counts as 1 MiB

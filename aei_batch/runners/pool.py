@@ -80,13 +80,17 @@ def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
     if fork_is_safe():  # the workers are started before the executor's own threads (Python 3.11, fork)
         import gc
 
-        # The driver's objects so far (imported modules, the model) move to the permanent generation: the
-        # workers' garbage collections do not walk them, nor write to their pages (which copies them).
+        # The driver's objects so far (imported modules, the model) go to the permanent generation while the
+        # workers are forked (all of them at the first submit, with the fork start method): the workers'
+        # garbage collections then neither walk them nor write to their pages (which would copy them).
         gc.freeze()
-        fork = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(size, mp_context=fork, initializer=_one_thread)
-        for _ in range(size):
-            pool.submit(_warm_worker, feature_set)
+        try:
+            fork = multiprocessing.get_context("fork")
+            pool = ProcessPoolExecutor(size, mp_context=fork, initializer=_one_thread)
+            for _ in range(size):
+                pool.submit(_warm_worker, feature_set)
+        finally:
+            gc.unfreeze()  # the driver itself collects as before
         return pool
     saved = {k: os.environ.get(k) for k in _ONE_THREAD}
     os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))  # inherited by the workers spawned below
