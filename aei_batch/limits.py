@@ -13,16 +13,17 @@ So each worker (Ray actor, pool worker or local stage) owns one long-lived decod
 lazily. Outside Ray it is a ``fork`` of the worker (milliseconds: the child inherits the worker's
 imported modules); in a Ray worker, whose process holds Ray's own threads, it is a new interpreter
 started with ``python -c`` (no ``multiprocessing`` spawn, which would re-run Ray's worker
-``__main__``). ``AEI_DECODER_START=exec`` forces the latter everywhere. A call sends the file's
-bytes over a pipe and waits at most ``timeout_s`` for the result (the decoded clip, or the file's
-feature vector: aei_batch/features/clip.py). On timeout
+``__main__``). ``AEI_DECODER_START=exec`` forces the latter everywhere. A call sends the file (a local
+file's path, which the child reads itself, or an S3 object's bytes) over a pipe and waits at most
+``timeout_s`` for the result (the decoded clip, or the file's feature vector:
+aei_batch/features/clip.py). On timeout
 the child is killed (SIGKILL) and the file becomes a ``DECODE_TIMEOUT`` row; if the child dies (a
 crash in a native decoder, the kernel's OOM killer) the file becomes a ``DECODE_FAILED`` row. In both
 cases the next file gets a fresh child and the worker carries on. The child exits by itself when
 its parent dies (end of file on its pipe), so a killed Ray worker leaves no decoder behind.
 
 Cost: a fork per worker (or one interpreter start, about 0.5 s, under Ray), once, and a pickle round
-trip per file (the bytes in, the result out). The pipes are enlarged to 1 MiB where the kernel allows,
+trip per file (the path or bytes in, the result out). The pipes are enlarged to 1 MiB where the kernel allows,
 so that one message is one write instead of a ping-pong of 64 KiB chunks between the two processes.
 """
 

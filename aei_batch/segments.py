@@ -346,8 +346,8 @@ def group_by_window(times_s: np.ndarray, probs: np.ndarray, spans_s: list[tuple[
 
 #: Extra watchdog time per second of audio for a segmented file (decode + features of every window).
 TIMEOUT_S_PER_AUDIO_S = 0.1
-#: Files up to this size are read into memory once (probed, then decoded from the bytes); larger S3
-#: objects are spooled to a temporary file, larger local files are read from their path.
+#: S3 objects up to this size are read into memory once (probed, then decoded from the bytes); larger ones
+#: are spooled to a temporary file. Local files are always probed and decoded from their path.
 SPOOL_MIN_BYTES = 16 << 20
 
 
@@ -433,21 +433,24 @@ class SegmentScorer:
             wd.timeout_s = base
 
     def _source(self, ref: dict[str, Any]) -> Any:
-        """A context manager giving the bytes of a file up to SPOOL_MIN_BYTES, else a local path (a temporary
-        spool file for S3)."""
+        """A context manager giving a local path (a temporary spool file for S3 objects over SPOOL_MIN_BYTES),
+        or the bytes of a smaller S3 object (read once: probed, then decoded from memory). A short local
+        file is probed from its header here and read by the decoder child alone."""
         import contextlib
 
+        from aei_batch import storage
         from aei_batch.decode.stream import open_source
-        from aei_batch.stages import fetch
+        from aei_batch.stages import check_listed_size, fetch
 
-        size, limit = ref.get("size"), self.ctx.max_file_bytes
-        if limit is not None and size is not None and size > limit:
-            raise FileError(
-                ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)"
-            )
-        if size is not None and size <= SPOOL_MIN_BYTES:  # read once: probed, then decoded from memory
+        check_listed_size(ref, self.ctx)
+        size = ref.get("size")
+        if not storage.is_s3(ref["uri"]):
+            from aei_batch.features.clip import check_readable
+
+            check_readable(storage.local_path(ref["uri"]))  # READ_FAILED now, as for a file read here
+        elif size is not None and size <= SPOOL_MIN_BYTES:
             return contextlib.nullcontext(fetch(ref, self.ctx))
-        return _classified(open_source(ref["uri"], max_bytes=limit))
+        return _classified(open_source(ref["uri"], max_bytes=self.ctx.max_file_bytes))
 
     def _score(self, fw: FileWindows, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
         from aei_batch.decode.audio import MIN_DURATION_S

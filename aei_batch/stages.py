@@ -128,16 +128,25 @@ def fill_error(row: dict[str, Any], code: ErrorCode, message: str) -> None:
     row[COL.error_message] = message[:500]
 
 
-def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
-    """Read a file's bytes, enforcing the size limit; per-file problems raise FileError."""
-    from aei_batch import storage
-
-    size = ref.get("size")
-    limit = ctx.max_file_bytes
+def check_listed_size(ref: dict[str, Any], ctx: RunContext) -> None:
+    """FILE_TOO_LARGE before anything is read, when the listing's size is over --max-file-mb."""
+    size, limit = ref.get("size"), ctx.max_file_bytes
     if limit is not None and size is not None and size > limit:
         raise FileError(
             ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)"
         )
+
+
+def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
+    """Read a file's bytes, enforcing the size limit; per-file problems raise FileError."""
+    from aei_batch import storage
+
+    check_listed_size(ref, ctx)
+    limit = ctx.max_file_bytes
+    if not storage.is_s3(ref["uri"]):
+        from aei_batch.features.clip import read_local
+
+        return read_local(storage.local_path(ref["uri"]), limit)
     try:
         data = storage.read_bytes(ref["uri"], max_bytes=limit)
     except Exception as exc:  # noqa: BLE001 - classified below
@@ -174,18 +183,29 @@ class FeatureStage:
         """Features of one file as one clip; `data` are its bytes when the caller already read them.
 
         Decoding and features both run in the decoder child (under the decode timeout) when there is
-        one: only the bytes go in and the vector comes back (aei_batch/features/clip.py)."""
+        one: the bytes go in (for a local file not read yet, only its path: the child reads it) and the
+        vector comes back (aei_batch/features/clip.py)."""
+        from aei_batch import storage
         from aei_batch.decode.audio import ANALYSIS_SR
-        from aei_batch.features.clip import decode_and_extract
+        from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
 
+        uri = ref["uri"]
+        if data is None and self.decoder.timeout_s is not None and not storage.is_s3(uri):
+            check_listed_size(ref, self.ctx)  # the decoder child reads the file itself: no bytes on the pipe
+            vec, duration_s = self.decoder.call(
+                read_decode_and_extract,
+                storage.local_path(uri),
+                uri,
+                self.fs.name,
+                sr=ANALYSIS_SR,
+                max_duration_s=self.ctx.max_duration_s,
+                max_bytes=self.ctx.max_file_bytes,
+            )
+            return vec, float(duration_s)
         data = fetch(ref, self.ctx) if data is None else data
+        max_s = self.ctx.max_duration_s
         vec, duration_s = self.decoder.call(
-            decode_and_extract,
-            data,
-            ref["uri"],
-            self.fs.name,
-            sr=ANALYSIS_SR,
-            max_duration_s=self.ctx.max_duration_s,
+            decode_and_extract, data, uri, self.fs.name, sr=ANALYSIS_SR, max_duration_s=max_s
         )
         return vec, float(duration_s)
 

@@ -240,9 +240,13 @@ def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
             return body.read() if max_bytes is None else body.read(max_bytes + 1)
         finally:
             body.close()
-    path = unquote(uri[len("file://") :]) if uri.startswith("file://") else uri
-    with open(path, "rb") as fh:
+    with open(local_path(uri), "rb") as fh:
         return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+
+
+def local_path(uri: str) -> str:
+    """The file system path of a local uri (a plain path, or `file://` with %-escapes)."""
+    return unquote(uri[len("file://") :]) if uri.startswith("file://") else uri
 
 
 def stat_uri(uri: str) -> tuple[int, str]:

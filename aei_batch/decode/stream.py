@@ -203,7 +203,7 @@ def open_source(uri: str, *, max_bytes: int | None = None, block_bytes: int = 8 
     from aei_batch import storage
 
     if not storage.is_s3(uri):
-        yield uri[len("file://") :] if uri.startswith("file://") else uri
+        yield storage.local_path(uri)
         return
     bucket, key = storage.split_s3(uri)
     fd, tmp = tempfile.mkstemp(prefix="aei-spool-", suffix=Path(key).suffix)
