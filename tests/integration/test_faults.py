@@ -273,9 +273,11 @@ def test_s3_down_fails_the_run_and_a_rerun_completes(
 # ------------------------------------------------------------------ process deaths
 
 
-@pytest.mark.ray
-def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Path) -> None:
-    """SIGKILL one Ray actor (by PID) after the first batch: Ray restarts it, retries its batch."""
+def _run_to_first_batch(
+    tmp_path: Path, trained_model: Path, runner: str, *, pause_s: float, **env: str
+) -> tuple[Running, set[str], str]:
+    """40 clips of 2 s scored by `runner` with 2 workers and batches of 2, started in the background and
+    followed until the driver has its first batch (where it pauses `pause_s`): (run, uris, output)."""
     uris = make_local_corpus(tmp_path / "in", 40, seconds=2.0)
     output = str(tmp_path / "table")
     run = Running(
@@ -286,15 +288,23 @@ def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Pat
         "-o",
         output,
         "--runner",
-        "ray",
+        runner,
         "--workers",
         "2",
         "--batch-size",
         "2",
         "--no-progress",
-        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="0",
+        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S=f"{pause_s:g}",
+        **env,
     )
     run.wait_for("AEI_TEST: after_first_batch", timeout=240)
+    return run, uris, output
+
+
+@pytest.mark.ray
+def test_ray_worker_killed_mid_run_is_retried(tmp_path: Path, trained_model: Path) -> None:
+    """SIGKILL one Ray actor (by PID) after the first batch: Ray restarts it, retries its batch."""
+    run, uris, output = _run_to_first_batch(tmp_path, trained_model, "ray", pause_s=0)
     workers = [pid for pid, cmd in descendants(run.proc.pid) if "StageWorker" in cmd]
     assert workers, f"no Ray actor among {descendants(run.proc.pid)}"
     os.kill(workers[0], signal.SIGKILL)
@@ -318,26 +328,7 @@ def _pool_run(tmp_path: Path, trained_model: Path, **env: str) -> tuple[Running,
     """A pool run paused 3 s after its first batch, one of its workers SIGKILLed during the pause.
 
     The driver's direct children that have a child of their own (their decoder) are the pool's workers."""
-    uris = make_local_corpus(tmp_path / "in", 40, seconds=2.0)
-    output = str(tmp_path / "table")
-    run = Running(
-        "score",
-        str(tmp_path / "in"),
-        "-m",
-        str(trained_model),
-        "-o",
-        output,
-        "--runner",
-        "pool",
-        "--workers",
-        "2",
-        "--batch-size",
-        "2",
-        "--no-progress",
-        AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S="3",
-        **env,
-    )
-    run.wait_for("AEI_TEST: after_first_batch", timeout=240)
+    run, uris, output = _run_to_first_batch(tmp_path, trained_model, "pool", pause_s=3, **env)
     tree = descendants(run.proc.pid)
     parents = {_ppid(pid) for pid, _ in tree}
     workers = [pid for pid, _ in tree if _ppid(pid) == run.proc.pid and pid in parents]
