@@ -341,14 +341,19 @@ def _open_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     """The run's table sink (opening an Iceberg table fails fast on catalog problems, before scoring)."""
     from aei_batch.sinks import open_sink
 
-    return open_sink(
-        opts.output,
-        ctx.run_id,
-        ctx.run_date.isoformat(),
-        fmt=opts.table_format,
-        mode=opts.mode,
-        catalog=_catalog(opts),
-    )
+    return open_sink(**_table_args(opts, ctx))
+
+
+def _table_args(opts: ScoreOptions, ctx: RunContext) -> dict[str, Any]:
+    """Where and how the run's tables are written: the predictions and segments sinks take the same."""
+    return {
+        "output": opts.output,
+        "run_id": ctx.run_id,
+        "run_date": ctx.run_date.isoformat(),
+        "fmt": opts.table_format,
+        "mode": opts.mode,
+        "catalog": _catalog(opts),
+    }
 
 
 def _open_segments_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
@@ -357,14 +362,7 @@ def _open_segments_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
         return None
     from aei_batch.sinks.segments import open_segments_sink
 
-    return open_segments_sink(
-        opts.output,
-        ctx.run_id,
-        ctx.run_date.isoformat(),
-        fmt=opts.table_format,
-        mode=opts.mode,
-        catalog=_catalog(opts),
-    )
+    return open_segments_sink(**_table_args(opts, ctx))
 
 
 def _split_segments(out: pa.Table, seg_sink: Any, scored_keys: list[pa.Table]) -> pa.Table:
