@@ -45,7 +45,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def _run(fn: Callable[[], int | None]) -> None:
     """Run a command body; systemic errors become a message and their documented exit code."""
-    from aei_batch.security import redact
+    from aei_batch.io.security import redact
 
     try:
         code = fn() or 0
@@ -56,8 +56,8 @@ def _run(fn: Callable[[], int | None]) -> None:
         typer.secho("interrupted: nothing was committed", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
     finally:
-        if "aei_batch.runners.ray_runner" in sys.modules:  # an embedded Ray this command started
-            from aei_batch.runners.ray_runner import shutdown_owned
+        if "aei_batch.runtime.ray_backend" in sys.modules:  # an embedded Ray this command started
+            from aei_batch.runtime.ray_backend import shutdown_owned
 
             shutdown_owned()
         # The interpreter's last garbage collection walks every object of the heap (scikit-learn, pyiceberg,
@@ -227,16 +227,16 @@ def score(
     _setup_logging(verbose)
 
     def body() -> int:
-        from aei_batch.errors import ConfigError
-        from aei_batch.pipeline import (
+        from aei_batch.config import (
             DEFAULT_DECODE_TIMEOUT_S,
             DEFAULT_MAX_DURATION_S,
             DEFAULT_MAX_ERROR_RATE,
             ScoreOptions,
-            run_score,
         )
+        from aei_batch.errors import ConfigError
         from aei_batch.report import print_run_summary
-        from aei_batch.segments import segment_config
+        from aei_batch.scoring.job import run_score
+        from aei_batch.scoring.windows import segment_config
 
         cfg = _load_config(config)
         seg = segment_config(
@@ -326,7 +326,7 @@ def query(
 
     def body() -> int:
         from aei_batch.errors import ConfigError
-        from aei_batch.query import QueryOptions, print_result, run_query
+        from aei_batch.io.query import QueryOptions, print_result, run_query
 
         cfg = _load_config(config)
         out = _pick(output, cfg, "output", None)
@@ -361,7 +361,7 @@ def timeline(
     _setup_logging(verbose)
 
     def body() -> int:
-        from aei_batch.tables import resolve_catalog, validate_format
+        from aei_batch.io.tables import resolve_catalog, validate_format
         from aei_batch.timeline import run_timeline
 
         validate_format(table_format)

@@ -18,10 +18,10 @@ console = Console()
 
 
 def run_demo(workdir: Path, *, runner: str = "ray") -> int:
-    from aei_batch.pipeline import ScoreOptions, run_score
+    from aei_batch.io.sinks import read_predictions
     from aei_batch.records import COL
     from aei_batch.report import print_run_summary, print_train_summary
-    from aei_batch.sinks import read_predictions
+    from aei_batch.scoring.job import ScoreOptions, run_score
     from aei_batch.synth import make_corpus
     from aei_batch.training.train import TrainOptions, run_train
 

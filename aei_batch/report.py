@@ -9,7 +9,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from aei_batch.models.card import ModelCard
-    from aei_batch.pipeline import RunSummary
+    from aei_batch.scoring.summary import RunSummary
 
 console = Console()
 

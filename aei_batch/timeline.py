@@ -128,7 +128,7 @@ def run_timeline(
     uri: str, table: str, out: str | None, *, fmt: str, run_id: str | None = None, catalog: Any = None
 ) -> tuple[Path, pa.Table]:
     """Read the segments of `uri` from the table at `table` and draw them; returns (png, rows drawn)."""
-    from aei_batch.sinks.segments import read_segments
+    from aei_batch.io.sinks.segments import read_segments
 
     segs = read_segments(table, fmt, run_id=run_id, catalog=catalog)
     match, mine = find_file_segments(segs, uri)
@@ -142,7 +142,7 @@ def run_timeline(
 
 def _duration(table: str, fmt: str, uri: str, mine: pa.Table, catalog: Any) -> float | None:
     """The file's duration from its predictions row of the same run (None when not found)."""
-    from aei_batch.sinks import read_predictions
+    from aei_batch.io.sinks import read_predictions
 
     try:
         preds = read_predictions(table, fmt, catalog=catalog)

@@ -133,10 +133,10 @@ def inner_floor(files: list[str]) -> dict[str, float]:
 def inner_stage(files: list[str], model_dir: str) -> dict[str, float]:
     """`ScoreStage` as `aei-batch score` builds it (default limits, decode watchdog, segments auto), called
     in this process on batches of 16, one core, warm: the per-file cost of the stage against the floor."""
-    from aei_batch.pipeline import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
-    from aei_batch.segments import SegmentConfig
-    from aei_batch.stages import RunContext, ScoreStage, refs_to_table
-    from aei_batch.storage import list_inputs
+    from aei_batch.io.storage import list_inputs
+    from aei_batch.scoring.job import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
+    from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.windows import SegmentConfig
 
     refs = [next(iter(list_inputs(f))) for f in files]
     table = refs_to_table(refs)
@@ -180,7 +180,7 @@ def run_bound(model: Path) -> dict[str, object]:
             raise RuntimeError(done.stderr[-2000:])
         return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, done.stdout
 
-    start_cpu, _ = child_cpu([sys.executable, "-c", "import aei_batch.cli, aei_batch.pipeline"])
+    start_cpu, _ = child_cpu([sys.executable, "-c", "import aei_batch.cli, aei_batch.scoring.job"])
     _, out = child_cpu([sys.executable, __file__, "--inner", "bound", "-", str(model)])
     res = _result(out)
     return {"wall_s": float("nan"), "start_cpu_s": start_cpu, **res, "peaks": None, "rc": 0}

@@ -47,8 +47,8 @@ def one_run(model_dir: str, wav: Path, segments: str, timeout: float) -> None:
     import pyarrow as pa
 
     from aei_batch.records import COL, FileRef
-    from aei_batch.segments import SegmentConfig
-    from aei_batch.stages import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.windows import SegmentConfig
 
     opts = {"segments": SegmentConfig(mode=segments).as_dict()}
     ctx = RunContext.new(model_dir, decode_timeout_s=timeout, max_duration_s=4 * 3600.0, options=opts)
@@ -70,7 +70,7 @@ def one_run(model_dir: str, wav: Path, segments: str, timeout: float) -> None:
 
 def watchdog_overhead(n: int = 50) -> None:
     from aei_batch.decode.audio import decode_audio
-    from aei_batch.limits import Watchdog
+    from aei_batch.runtime.watchdog import Watchdog
 
     buf = io.BytesIO()
     sf.write(

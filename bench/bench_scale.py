@@ -9,7 +9,7 @@ Ray's processes, workers, decoder children); it must stay flat (within 20%) from
 the largest.
 
 Part 2, S3 listing: a local SeaweedFS server (tests/support/seaweed.py) gets `--s3-keys` tiny objects
-(uploaded by parallel threads with boto3); then `aei_batch.storage.list_inputs` lists them in a fresh
+(uploaded by parallel threads with boto3); then `aei_batch.io.storage.list_inputs` lists them in a fresh
 process: time and the driver's memory. When the upload would take longer than `--upload-budget-s`,
 fewer keys are uploaded and the figures are extrapolated linearly (the output says so).
 
@@ -169,8 +169,8 @@ def upload_keys(
 
 def inner_list(uri: str) -> None:
     """In a fresh process: list `uri`, print time, keys and memory (peak and before listing)."""
-    from aei_batch import storage
-    from aei_batch.stages import refs_to_table
+    from aei_batch.io import storage
+    from aei_batch.scoring.stage import refs_to_table
 
     storage.s3_client()  # boto3 imported and a client built before the baseline: only listing is measured
     before = self_peak_rss()

@@ -28,9 +28,9 @@ import soundfile as sf
 
 _CHILD = """
 import json, resource, sys
-from aei_batch.pipeline import ScoreOptions, run_score
-from aei_batch.segments import SegmentConfig
-from aei_batch.sinks import read_predictions
+from aei_batch.scoring.job import ScoreOptions, run_score
+from aei_batch.scoring.windows import SegmentConfig
+from aei_batch.io.sinks import read_predictions
 src, model, out, mode = sys.argv[1:5]
 s = run_score(ScoreOptions(source=src, model_dir=model, output=out, runner="local", table_format="parquet",
                            progress=False, decode_timeout_s=0, max_duration_s=4 * 3600.0,

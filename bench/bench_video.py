@@ -100,10 +100,10 @@ def _score_worker(
 
     import pyarrow as pa
 
-    from aei_batch.pipeline import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
     from aei_batch.records import FileRef
-    from aei_batch.segments import SegmentConfig
-    from aei_batch.stages import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.job import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
+    from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.windows import SegmentConfig
 
     logging.disable(logging.WARNING)
     options = {

@@ -48,7 +48,7 @@ def inner(argv: list[str]) -> None:
         sys.stderr.flush()
 
     import aei_batch.models.loader as loader
-    import aei_batch.pipeline as pipeline
+    import aei_batch.scoring.job as pipeline
 
     def wrap(mod: object, name: str) -> None:
         fn = getattr(mod, name)
@@ -66,7 +66,7 @@ def inner(argv: list[str]) -> None:
     for name in ("list_refs", "_open_sink", "_incremental"):
         wrap(pipeline, name)
     wrap(loader, "load_model")
-    import aei_batch.runners.ray_runner as ray_runner
+    import aei_batch.runtime.ray_backend as ray_runner
 
     for name in ("ensure_ray", "shutdown_owned"):
         wrap(ray_runner, name)

@@ -52,7 +52,7 @@ def ray_local(s3_server):
     """
     import ray
 
-    from aei_batch.runners.ray_runner import ensure_ray, shutdown_owned
+    from aei_batch.runtime.ray_backend import ensure_ray, shutdown_owned
 
     os.environ.update(s3_server.env())
     ensure_ray(num_cpus=2)

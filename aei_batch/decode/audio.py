@@ -85,8 +85,8 @@ def _decode_pyav(data: bytes, max_duration_s: float | None) -> tuple[np.ndarray,
 
 
 def watchdog_warm_up() -> None:
-    """Import the lazily imported codecs and resampler and decode a tiny clip once (aei_batch.limits calls
-    this in a new decoder process, so the first file's decode timeout measures decoding only)."""
+    """Import the lazily imported codecs and resampler and decode a tiny clip once (the watchdog
+    calls this in a new decoder process, so the first file's decode timeout measures decoding only)."""
     import av  # noqa: F401 - imported for its start-up cost
     import soundfile as sf
 

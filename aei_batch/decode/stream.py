@@ -200,7 +200,7 @@ def open_source(uri: str, *, max_bytes: int | None = None, block_bytes: int = 8 
     The spool copies in `block_bytes` pieces, so memory stays bounded for any object size. Raises
     FileError(FILE_TOO_LARGE) past `max_bytes`; read errors propagate (the stage classifies them).
     """
-    from aei_batch import storage
+    from aei_batch.io import storage
 
     if not storage.is_s3(uri):
         yield storage.local_path(uri)

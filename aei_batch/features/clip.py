@@ -40,7 +40,7 @@ def decode_and_extract(
 
 def read_local(path: str, max_bytes: int | None) -> bytes:
     """A local file's bytes, at most `max_bytes`; per-file problems raise FileError (READ_FAILED,
-    FILE_TOO_LARGE) with the messages `aei_batch.stages.fetch` gives."""
+    FILE_TOO_LARGE) with the messages `aei_batch.scoring.stage.fetch` gives."""
     try:
         with open(path, "rb") as fh:
             data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
@@ -83,7 +83,7 @@ def warm_up_features(name: str = "seed_mfcc157") -> None:
 
 
 def watchdog_warm_up() -> None:
-    """A new decoder child (aei_batch.limits) runs this once, outside the per-file clock: the codecs'
+    """A new decoder child (runtime/watchdog.py) runs this once, outside the per-file clock: the codecs'
     imports and the common feature kernels, so that the first file's timeout measures that file only."""
     import av  # noqa: F401 - imported for its start-up cost (the fallback decoder)
     import soundfile as sf

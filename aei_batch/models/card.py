@@ -73,7 +73,7 @@ def sha256_file(path: Path) -> str:
 
 def materialise(model_dir: str) -> Path:
     """Return a local folder holding the model directory (downloading an s3:// one to a temp dir)."""
-    from aei_batch import storage
+    from aei_batch.io import storage
 
     if not storage.is_s3(model_dir):
         p = Path(model_dir).expanduser()

@@ -27,14 +27,14 @@ class LoadedModel:
 
     @property
     def speaker_adaptive(self) -> bool:
-        """Whether the model expects speaker-normalised features (aei_batch/speaker.py)."""
+        """Whether the model expects speaker-normalised features (aei_batch/scoring/speaker.py)."""
         return bool(self.card.options.get("speaker_adaptive"))
 
     def predict_proba8(self, X: np.ndarray) -> np.ndarray:
         """Probabilities from raw features. A speaker-adaptive model, given no speaker statistics here,
         z-scores with the training data's global statistics (its documented fallback)."""
         if self.speaker_adaptive:
-            from aei_batch.speaker import GlobalStats
+            from aei_batch.scoring.speaker import GlobalStats
 
             g = GlobalStats.from_json(self.card.options["global_stats"])
             X = ((np.asarray(X, dtype=np.float64) - g.mean) / g.std).astype(np.float32)

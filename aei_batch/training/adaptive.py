@@ -45,7 +45,7 @@ def adapt(
     """
     if not opts.speaker_adaptive:
         return train, test, {"speaker_adaptive": False}
-    from aei_batch.speaker import GlobalStats, normalise
+    from aei_batch.scoring.speaker import GlobalStats, normalise
 
     g = GlobalStats.fit(train.X)
     Xtr, rep = normalise(train.X, speakers_of(train), g, opts.min_speaker_files)

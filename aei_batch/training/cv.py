@@ -124,7 +124,7 @@ def prepare(
     """Per-speaker z-scoring of both sides (test speakers use only their own, unlabelled, files)."""
     if not speaker_adaptive:
         return X_train, X_test
-    from aei_batch.speaker import GlobalStats, normalise
+    from aei_batch.scoring.speaker import GlobalStats, normalise
 
     g = GlobalStats.fit(X_train)
     return (

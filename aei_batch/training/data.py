@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aei_batch import storage
 from aei_batch.errors import ConfigError, InputNotFoundError
+from aei_batch.io import storage
 from aei_batch.records import EMOTIONS, FileRef, parse_ravdess_name
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def featurise(
 
     from tqdm import tqdm
 
-    from aei_batch.runners import run_stage
-    from aei_batch.stages import FeatureTableStage, RunContext, refs_to_table
+    from aei_batch.runtime.runners import run_stage
+    from aei_batch.scoring.stage import FeatureTableStage, RunContext, refs_to_table
 
     refs, unlabelled = labelled_refs(source)
     ctx = RunContext.new(model_dir="", max_duration_s=600.0)

@@ -57,7 +57,7 @@ class EvalOptions:
 def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
     """A model directory on a labelled set: {model name: report}."""
     from aei_batch.models.loader import load_model
-    from aei_batch.speaker import GlobalStats, normalise
+    from aei_batch.scoring.speaker import GlobalStats, normalise
     from aei_batch.training.cv import cached_featurise, speaker_keys
     from aei_batch.training.metrics import classification_report
 
@@ -134,7 +134,7 @@ def evaluate_cv(opts: EvalOptions) -> dict[str, dict[str, Any]]:
 
 def evaluate_predictions(opts: EvalOptions) -> dict[str, dict[str, Any]]:
     """A predictions table with labels: {model name: report} over its labelled ok rows."""
-    from aei_batch.sinks import read_predictions
+    from aei_batch.io.sinks import read_predictions
     from aei_batch.training.metrics import classification_report
 
     table = read_predictions(str(opts.predictions), opts.table_format)

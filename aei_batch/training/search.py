@@ -61,7 +61,7 @@ def search(
     if runner == "ray":
         import ray
 
-        from aei_batch.runners.ray_runner import ensure_ray
+        from aei_batch.runtime.ray_backend import ensure_ray
 
         ensure_ray()
         x_ref, y_ref, a_ref = (ray.put(a) for a in (data.X, data.y, data.actors))

@@ -61,7 +61,7 @@ class TrainOptions:
     audio_model_dir: str | None = None  # video: fit the fusion weight with this audio model
     frame_every: int = 20
     epochs: int | None = None
-    # Speaker-adaptive normalisation (aei_batch/speaker.py) and search (training/search.py)
+    # Speaker-adaptive normalisation (aei_batch/scoring/speaker.py) and search (training/search.py)
     speaker_adaptive: bool = False
     min_speaker_files: int = 10
     search: bool = False

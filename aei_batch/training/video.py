@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aei_batch import storage
 from aei_batch.errors import ConfigError, ErrorCode, FileError, InputNotFoundError, StorageError
+from aei_batch.io import storage
 from aei_batch.models.card import ArtifactInfo, ModelCard, sha256_file, write_card
 from aei_batch.records import EMOTIONS, parse_ravdess_name
 
@@ -73,7 +73,7 @@ class FaceCropStage:
     def __init__(self, ctx: Any, frame_every: int, audio_feature_set: str | None) -> None:
         from aei_batch.decode.video import Sampling
         from aei_batch.features.faces import FaceCropper
-        from aei_batch.stages import FeatureStage
+        from aei_batch.scoring.stage import FeatureStage
 
         self.ctx = ctx
         self.sampling = Sampling(every_n=frame_every)
@@ -85,7 +85,7 @@ class FaceCropStage:
 
     def _one(self, ref: dict[str, Any]) -> dict[str, Any]:
         from aei_batch.decode.video import decode_video
-        from aei_batch.stages import fetch
+        from aei_batch.scoring.stage import fetch
 
         row: dict[str, Any] = dict.fromkeys(CROPS_SCHEMA.names)
         row["uri"] = ref["uri"]
@@ -138,8 +138,8 @@ def labelled_video_refs(source: str) -> list[Any]:
 
 def collect(opts: VideoTrainOptions, audio_feature_set: str | None) -> VideoSet:
     """Decode and crop every labelled video (fanned out like scoring), sorted by uri for determinism."""
-    from aei_batch.runners import run_stage
-    from aei_batch.stages import RunContext, refs_to_table
+    from aei_batch.runtime.runners import run_stage
+    from aei_batch.scoring.stage import RunContext, refs_to_table
 
     refs = labelled_video_refs(opts.data)
     ctx = RunContext.new(model_dir="", max_duration_s=600.0)

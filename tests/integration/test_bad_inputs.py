@@ -125,7 +125,7 @@ def build_corpus(root: Path) -> list[Case]:
 
 
 def read_back(output: str) -> list[dict]:
-    from aei_batch.sinks import read_predictions
+    from aei_batch.io.sinks import read_predictions
 
     return read_predictions(output).to_pylist()
 

@@ -120,7 +120,7 @@ def test_evaluate_cv_reports_folds(synth_corpus, tmp_path):
 
 
 def test_evaluate_a_predictions_table(trained_model, synth_corpus, tmp_path):
-    from aei_batch.pipeline import ScoreOptions, run_score
+    from aei_batch.scoring.job import ScoreOptions, run_score
 
     run_score(
         ScoreOptions(

@@ -1,7 +1,7 @@
 """Faults during a run, through the real CLI: S3 going away, a Ray worker killed, the driver killed before
 the commit, and systemic misconfiguration that must fail fast with its own exit code.
 
-Mid-run points are reached with the documented test-only hooks of aei_batch.pipeline
+Mid-run points are reached with the documented test-only hooks of aei_batch.scoring.job
 (`AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S`, `AEI_TEST_PAUSE_BEFORE_COMMIT_S`): the driver prints
 `AEI_TEST: <point>` on stderr and waits there, and the test acts (stops SeaweedFS by PID, kills a
 process by PID). Processes are only ever killed by PID, and only ones this test started.
@@ -133,7 +133,7 @@ def alive(pid: int) -> bool:
 
 
 def read_back(output: str) -> list[dict[str, Any]]:
-    from aei_batch.sinks import read_predictions
+    from aei_batch.io.sinks import read_predictions
 
     return read_predictions(output).to_pylist()
 

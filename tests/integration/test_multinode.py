@@ -195,7 +195,7 @@ def test_score_job_runs_on_both_nodes(
 ) -> None:
     import duckdb
 
-    from aei_batch.storage import list_inputs
+    from aei_batch.io.storage import list_inputs
 
     out = tmp_path / "table"
     listed = sorted(r.uri for r in list_inputs(str(synth_corpus)))

@@ -7,16 +7,16 @@ import shutil
 import pytest
 
 from aei_batch.errors import ConfigError
-from aei_batch.pipeline import ScoreOptions, run_score
+from aei_batch.io.sinks.parquet import read_table
 from aei_batch.records import COL, STATUS_ERROR
-from aei_batch.runners import (
+from aei_batch.runtime.runners import (
     AUTO_LOCAL_MAX_BYTES,
     AUTO_LOCAL_MAX_FILES,
     AUTO_POOL_MAX_BYTES,
     AUTO_POOL_MAX_FILES,
     resolve_runner,
 )
-from aei_batch.sinks.parquet import read_table
+from aei_batch.scoring.job import ScoreOptions, run_score
 from tests.support import media
 
 RUN_SPECIFIC = {COL.run_id, COL.run_date, COL.scored_at}

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from aei_batch.cli import app
 from aei_batch.errors import ExitCode
-from aei_batch.pipeline import ScoreOptions, run_score
+from aei_batch.io.sinks.parquet import read_table
 from aei_batch.records import COL, PREDICTIONS_SCHEMA, STATUS_ERROR, STATUS_OK
-from aei_batch.sinks.parquet import read_table
+from aei_batch.scoring.job import ScoreOptions, run_score
 from tests.support import media
 
 RUN_SPECIFIC = {COL.run_id, COL.run_date, COL.scored_at}

@@ -93,7 +93,7 @@ def test_secret_never_appears_in_output_logs_or_table(
         )
         assert bad.returncode == ExitCode.CREDENTIALS, bad.stderr[-2000:]
         assert good.returncode == ExitCode.OK, good.stderr[-3000:]
-        from aei_batch.sinks import read_predictions
+        from aei_batch.io.sinks import read_predictions
 
         rows = read_predictions(str(output)).to_pylist()
         ray_logs = list(ray_tmp.rglob("*.log")) + list(ray_tmp.rglob("*.out")) + list(ray_tmp.rglob("*.err"))

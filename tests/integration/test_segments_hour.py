@@ -16,9 +16,9 @@ from aei_batch.synth import synth_clip
 SR = 8_000
 _SCORE = """
 import json, resource, sys
-from aei_batch.pipeline import ScoreOptions, run_score
-from aei_batch.segments import SegmentConfig
-from aei_batch.sinks import read_predictions
+from aei_batch.scoring.job import ScoreOptions, run_score
+from aei_batch.scoring.windows import SegmentConfig
+from aei_batch.io.sinks import read_predictions
 src, model, out = sys.argv[1:4]
 s = run_score(ScoreOptions(source=src, model_dir=model, output=out, runner="local", table_format="parquet",
                            progress=False, decode_timeout_s=0, max_duration_s=7200.0,

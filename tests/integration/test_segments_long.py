@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from aei_batch.records import COL, EMOTIONS, PROB_COLUMNS, SEG
-from aei_batch.segments import SegmentConfig
+from aei_batch.scoring.windows import SegmentConfig
 from aei_batch.synth import synth_clip
 
 CLIP_S = 3.0
@@ -78,7 +78,7 @@ def overlap(start: float, end: float, spans: list[tuple[str, float, float]]) -> 
 
 
 def score(source: Path | str, model: Path, out: Path | str, fmt: str = "parquet", **seg: object) -> Any:
-    from aei_batch.pipeline import ScoreOptions, run_score
+    from aei_batch.scoring.job import ScoreOptions, run_score
 
     return run_score(
         ScoreOptions(
@@ -94,8 +94,8 @@ def score(source: Path | str, model: Path, out: Path | str, fmt: str = "parquet"
 
 
 def test_long_recording_timeline_follows_the_clips(seg_model: Path, tmp_path: Path) -> None:
-    from aei_batch.sinks import read_predictions
-    from aei_batch.sinks.segments import read_segments
+    from aei_batch.io.sinks import read_predictions
+    from aei_batch.io.sinks.segments import read_segments
 
     emotions = ["angry", "sad", "happy", "angry", "calm"]
     y, spans = recording(emotions, 16_000)
@@ -143,9 +143,9 @@ def test_long_recording_timeline_follows_the_clips(seg_model: Path, tmp_path: Pa
 
 def test_8k_stereo_call_gives_one_timeline_per_channel(seg_model: Path, tmp_path: Path) -> None:
     """Agent on channel 0, customer on channel 1, taking turns; Iceberg tables; a rerun replaces segments."""
-    from aei_batch.query import QueryOptions, run_query
-    from aei_batch.sinks import read_predictions
-    from aei_batch.sinks.segments import read_segments
+    from aei_batch.io.query import QueryOptions, run_query
+    from aei_batch.io.sinks import read_predictions
+    from aei_batch.io.sinks.segments import read_segments
 
     sr = 8_000
     agent, agent_spans = recording(["calm", "happy", "calm"], sr)
@@ -187,8 +187,8 @@ def test_8k_stereo_call_gives_one_timeline_per_channel(seg_model: Path, tmp_path
 
 
 def test_segments_modes_for_a_short_clip(seg_model: Path, tmp_path: Path) -> None:
-    from aei_batch.sinks import read_predictions
-    from aei_batch.sinks.segments import read_segments
+    from aei_batch.io.sinks import read_predictions
+    from aei_batch.io.sinks.segments import read_segments
 
     (tmp_path / "in").mkdir()
     sf.write(tmp_path / "in" / "short.wav", clip("sad", 16_000), 16_000)
@@ -206,7 +206,7 @@ def test_segments_modes_for_a_short_clip(seg_model: Path, tmp_path: Path) -> Non
 
 
 def test_silent_file_is_an_error_row_naming_the_voice_gate(seg_model: Path, tmp_path: Path) -> None:
-    from aei_batch.sinks import read_predictions
+    from aei_batch.io.sinks import read_predictions
 
     (tmp_path / "in").mkdir()
     sf.write(tmp_path / "in" / "hold-music-off.wav", np.zeros(16_000 * 10, np.float32), 16_000)
@@ -224,10 +224,10 @@ def test_long_s3_file_is_spooled_and_segments_sit_beside_the_table(
     """A 17 MB call on S3 (48 kHz, 3 min: over the 16 MB in-memory limit, so spooled); Parquet on S3."""
     import soxr
 
-    from aei_batch import storage
-    from aei_batch.segments import SPOOL_MIN_BYTES
-    from aei_batch.sinks import read_predictions
-    from aei_batch.sinks.segments import read_segments
+    from aei_batch.io import storage
+    from aei_batch.io.sinks import read_predictions
+    from aei_batch.io.sinks.segments import read_segments
+    from aei_batch.scoring.windows import SPOOL_MIN_BYTES
 
     sr, minutes = 48_000, 3
     block, spans = recording(["angry", "sad", "happy", "calm"], 16_000)  # the model's band, stored at 48 kHz

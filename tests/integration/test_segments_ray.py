@@ -10,16 +10,16 @@ import pytest
 import soundfile as sf
 
 from aei_batch.records import COL, SEG
-from aei_batch.segments import SegmentConfig
+from aei_batch.scoring.windows import SegmentConfig
 from tests.integration.test_segments_long import recording
 
 _RUN_COLUMNS = (COL.run_id, COL.run_date, COL.scored_at)
 
 
 def _score(src: Path, model: Path, out: Path, runner: str) -> tuple[pa.Table, pa.Table]:
-    from aei_batch.pipeline import ScoreOptions, run_score
-    from aei_batch.sinks import read_predictions
-    from aei_batch.sinks.segments import read_segments
+    from aei_batch.io.sinks import read_predictions
+    from aei_batch.io.sinks.segments import read_segments
+    from aei_batch.scoring.job import ScoreOptions, run_score
 
     run_score(
         ScoreOptions(

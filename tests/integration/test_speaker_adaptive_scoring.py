@@ -7,9 +7,9 @@ import pyarrow.compute as pc
 import pytest
 
 from aei_batch.errors import ConfigError
-from aei_batch.pipeline import ScoreOptions, run_score
+from aei_batch.io.sinks.parquet import read_table
 from aei_batch.records import COL, STATUS_ERROR, STATUS_OK
-from aei_batch.sinks.parquet import read_table
+from aei_batch.scoring.job import ScoreOptions, run_score
 from aei_batch.training.train import TrainOptions, run_train
 from tests.support import media
 
@@ -59,7 +59,7 @@ def _score(source, model_dir, output, runner, **kw):
 
 
 def _off():
-    from aei_batch.segments import SegmentConfig
+    from aei_batch.scoring.windows import SegmentConfig
 
     return SegmentConfig(mode="off")
 

@@ -36,7 +36,7 @@ def _rows(table: Path) -> list[tuple[str, str]]:
 def test_score_prefix_then_nightly_adds_no_duplicates(
     synth_corpus: Path, trained_model: Path, tmp_path: Path
 ) -> None:
-    from aei_batch.storage import list_inputs
+    from aei_batch.io.storage import list_inputs
 
     table = tmp_path / "table"
     config = tmp_path / "job.yaml"

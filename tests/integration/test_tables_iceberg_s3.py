@@ -13,12 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from aei_batch.cli import app
-from aei_batch.pipeline import ScoreOptions, run_score
-from aei_batch.query import connect
+from aei_batch.io.query import connect
+from aei_batch.io.sinks import read_predictions
+from aei_batch.io.sinks.iceberg import FAIL_BEFORE_COMMIT_ENV, InjectedCommitFailure, open_table
+from aei_batch.io.tables import resolve_catalog
 from aei_batch.records import COL
-from aei_batch.sinks import read_predictions
-from aei_batch.sinks.iceberg import FAIL_BEFORE_COMMIT_ENV, InjectedCommitFailure, open_table
-from aei_batch.tables import resolve_catalog
+from aei_batch.scoring.job import ScoreOptions, run_score
 from tests.support import media
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]

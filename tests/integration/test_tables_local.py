@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from aei_batch.cli import app
 from aei_batch.errors import ExitCode
-from aei_batch.pipeline import ScoreOptions, run_score
+from aei_batch.io.sinks import read_predictions
+from aei_batch.io.sinks.iceberg import FAIL_BEFORE_COMMIT_ENV, InjectedCommitFailure
 from aei_batch.records import COL
-from aei_batch.sinks import read_predictions
-from aei_batch.sinks.iceberg import FAIL_BEFORE_COMMIT_ENV, InjectedCommitFailure
+from aei_batch.scoring.job import ScoreOptions, run_score
 
 pytestmark = pytest.mark.slow
 

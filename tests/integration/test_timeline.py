@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from aei_batch.cli import app
 from aei_batch.errors import ExitCode
-from aei_batch.segments import SegmentConfig
+from aei_batch.scoring.windows import SegmentConfig
 from aei_batch.synth import synth_clip
 
 
@@ -33,7 +33,7 @@ def call(sr: int = 8_000) -> np.ndarray:
 
 
 def score(src: Path, model: Path, out: Path, fmt: str, per_channel: bool) -> None:
-    from aei_batch.pipeline import ScoreOptions, run_score
+    from aei_batch.scoring.job import ScoreOptions, run_score
 
     run_score(
         ScoreOptions(

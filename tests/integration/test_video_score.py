@@ -34,9 +34,9 @@ def video_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _score(
     src: Path, model: Path, tmp: Path, runner: str = "local"
 ) -> tuple[object, dict[str, dict], object]:
-    from aei_batch.pipeline import ScoreOptions, run_score
-    from aei_batch.sinks.frames import read_frames
-    from aei_batch.sinks.parquet import read_table
+    from aei_batch.io.sinks.frames import read_frames
+    from aei_batch.io.sinks.parquet import read_table
+    from aei_batch.scoring.job import ScoreOptions, run_score
 
     out, frames = tmp / "out", tmp / "frames"
     summary = run_score(

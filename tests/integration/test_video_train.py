@@ -36,9 +36,9 @@ def labelled_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_video_models_and_score_with_them(
     labelled_videos: Path, trained_model: Path, tmp_path: Path
 ) -> None:
+    from aei_batch.io.sinks.parquet import read_table
     from aei_batch.models.face import load_video_model, resolve_video_model
-    from aei_batch.pipeline import ScoreOptions, run_score
-    from aei_batch.sinks.parquet import read_table
+    from aei_batch.scoring.job import ScoreOptions, run_score
     from aei_batch.training.train import TrainOptions, run_train
 
     model_dir = tmp_path / "video_model"

@@ -1,6 +1,6 @@
 """A local file is read by the decoder child itself (aei_batch.features.clip.read_decode_and_extract): its
 bytes never cross the worker's pipe. The vector must be the one the bytes give, and read problems must
-keep the codes and messages of a read in the worker (`aei_batch.stages.fetch`)."""
+keep the codes and messages of a read in the worker (`aei_batch.scoring.stage.fetch`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from aei_batch.errors import ErrorCode, FileError
 from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
-from aei_batch.stages import FeatureStage, RunContext, fetch
+from aei_batch.scoring.stage import FeatureStage, RunContext, fetch
 from tests.support import media as M
 
 

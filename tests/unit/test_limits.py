@@ -1,4 +1,4 @@
-"""Per-file limits: the decode watchdog (aei_batch.limits), size and duration limits, option validation.
+"""Per-file limits: the decode watchdog (runtime/watchdog.py), size and duration limits, option validation.
 
 The watchdog runs functions of this module in its child process, so they are module-level.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aei_batch.errors import ConfigError, ErrorCode, ExitCode, FileError
-from aei_batch.limits import Watchdog
+from aei_batch.runtime.watchdog import Watchdog
 from tests.support import media as M
 
 
@@ -116,7 +116,7 @@ def test_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from aei_batch.limits import Watchdog
+        from aei_batch.runtime.watchdog import Watchdog
         from tests.unit.test_limits import _pid
         wd = Watchdog(5.0)
         print(wd.call(_pid), flush=True)
@@ -165,7 +165,7 @@ def test_too_long_is_refused_before_decoding() -> None:
 
 def test_size_limit_without_a_listed_size_reads_at_most_limit_plus_one(tmp_path: Path) -> None:
     """A manifest without sizes: the read stops after limit + 1 bytes and the file is FILE_TOO_LARGE."""
-    from aei_batch.stages import RunContext, fetch
+    from aei_batch.scoring.stage import RunContext, fetch
 
     path = tmp_path / "big.wav"
     path.write_bytes(M.noise_wav_bytes(seconds=2.0))
@@ -195,7 +195,7 @@ def test_silence_is_an_error_row_not_a_prediction() -> None:
     [("max_file_mb", 0), ("max_duration_s", -1), ("decode_timeout_s", -1), ("max_error_rate", 1.5)],
 )
 def test_score_options_validate_limits(option: str, value: float) -> None:
-    from aei_batch.pipeline import ScoreOptions
+    from aei_batch.scoring.job import ScoreOptions
 
     with pytest.raises(ConfigError):
         ScoreOptions(source="x", model_dir="m", output="o", **{option: value})

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from aei_batch.pipeline import ScoreOptions
 from aei_batch.records import FileRef
-from aei_batch.runners import AUTO_BATCH_MAX, AUTO_BATCH_MIN, auto_batch_size
+from aei_batch.runtime.runners import AUTO_BATCH_MAX, AUTO_BATCH_MIN, auto_batch_size
+from aei_batch.scoring.job import ScoreOptions
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import pytest
 from aei_batch.decode.audio import decode_audio
 from aei_batch.decode.stream import iter_audio_chunks, probe
 from aei_batch.errors import ConfigError, ErrorCode, FileError
+from aei_batch.io.sinks.segments import attach_segments, split_segments
 from aei_batch.records import EMOTIONS, PROB_COLUMNS, SEGMENTS_SCHEMA
-from aei_batch.segments import (
+from aei_batch.scoring.windows import (
     FRAME,
     FileWindows,
     FrameMeter,
@@ -26,7 +27,6 @@ from aei_batch.segments import (
     rollup,
     segment_config,
 )
-from aei_batch.sinks.segments import attach_segments, split_segments
 from tests.support import media
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from aei_batch.errors import ConfigError
-from aei_batch.speaker import GlobalStats, compile_pattern, normalise, speaker_from_name
+from aei_batch.scoring.speaker import GlobalStats, compile_pattern, normalise, speaker_from_name
 from aei_batch.training.cv import actor_folds
 from aei_batch.training.data import LabelledSet
 

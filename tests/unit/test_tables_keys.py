@@ -7,9 +7,9 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from aei_batch import tables
 from aei_batch.errors import ConfigError
-from aei_batch.query import check_read_only
+from aei_batch.io import tables
+from aei_batch.io.query import check_read_only
 from aei_batch.records import COL, PREDICTIONS_SCHEMA, FileRef
 
 DAY1, DAY2 = "2026-11-23", "2026-11-24"

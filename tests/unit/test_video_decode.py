@@ -99,7 +99,7 @@ def test_expand_box_stays_in_frame() -> None:
 
 
 def test_decode_faces_and_audio_returns_crops_not_frames(tmp_path: Path) -> None:
-    from aei_batch.models.video_scorer import decode_faces_and_audio
+    from aei_batch.scoring.video import decode_faces_and_audio
 
     av_bytes = write_video(tmp_path / "av.mp4", seconds=1.0, face=True).read_bytes()
     dec = decode_faces_and_audio(

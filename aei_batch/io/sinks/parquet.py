@@ -23,9 +23,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aei_batch import storage, tables
+from aei_batch.io import storage, tables
+from aei_batch.io.sinks.staging import BufferedParquetWriter
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
-from aei_batch.sinks.staging import BufferedParquetWriter
 
 log = logging.getLogger(__name__)
 

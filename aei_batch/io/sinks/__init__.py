@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from aei_batch import tables
+from aei_batch.io import tables
 
 if TYPE_CHECKING:
-    from aei_batch.tables import CatalogSettings
+    from aei_batch.io.tables import CatalogSettings
 
 
 class Sink(Protocol):
@@ -43,10 +43,10 @@ def open_sink(
     tables.validate_format(fmt)
     tables.validate_mode(mode)
     if fmt == tables.FORMAT_PARQUET:
-        from aei_batch.sinks.parquet import ParquetSink
+        from aei_batch.io.sinks.parquet import ParquetSink
 
         return ParquetSink(output, run_id, run_date, mode=mode)
-    from aei_batch.sinks.iceberg import IcebergSink
+    from aei_batch.io.sinks.iceberg import IcebergSink
 
     return IcebergSink(catalog or tables.resolve_catalog(output), run_id, run_date, mode=mode)
 
@@ -62,10 +62,10 @@ def read_predictions(
     """Every row of the predictions table at `output` (PREDICTIONS_SCHEMA; empty if there is no table yet)."""
     tables.validate_format(fmt)
     if fmt == tables.FORMAT_PARQUET:
-        from aei_batch.sinks.parquet import read_table
+        from aei_batch.io.sinks.parquet import read_table
 
         return read_table(output)
-    from aei_batch.sinks.iceberg import read_table as read_iceberg
+    from aei_batch.io.sinks.iceberg import read_table as read_iceberg
 
     settings = (
         catalog

@@ -3,7 +3,7 @@
 For one machine it does what the Ray runner does (each worker builds the stage once, batches stream
 back to the driver, which writes them) at a fraction of the start-up cost: no cluster services to
 start (bench/bench_small.py, docs/PERFORMANCE.md). Workers are forks of the driver when that is safe
-(`aei_batch.limits.fork_is_safe`: Linux, no other thread in the driver): they start in milliseconds
+(`aei_batch.runtime.watchdog.fork_is_safe`: Linux, no other thread in the driver): they start in milliseconds
 with the driver's modules already imported, and the driver starts them after loading the model, so
 the model's libraries are imported once for all. Otherwise (another thread in the driver, not Linux)
 they are spawned interpreters that import the stage's modules themselves. Either way the driver starts
@@ -48,7 +48,7 @@ def _warm_worker(feature_set: str) -> None:
     """Worker start-up: import what scoring needs and run the feature extractor once (lazy imports,
     numba compilation), so that the decoder children forked from this worker start warm."""
     import aei_batch.models.loader  # noqa: F401 - imports the model libraries
-    import aei_batch.stages  # noqa: F401
+    import aei_batch.scoring.stage  # noqa: F401
     from aei_batch.features.clip import warm_up_features
 
     warm_up_features(feature_set)
@@ -75,7 +75,7 @@ def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
     """Start `size` workers now (forked, or spawned when a fork is not safe), warming up."""
     import multiprocessing
 
-    from aei_batch.limits import fork_is_safe
+    from aei_batch.runtime.watchdog import fork_is_safe
 
     if fork_is_safe():  # the workers are started before the executor's own threads (Python 3.11, fork)
         import gc
@@ -148,7 +148,7 @@ def run_pool(
     AEI_POOL_MAX_RETRIES times per batch (default 3, like the Ray runner's task retries), after which the
     run fails. A batch's rows are only yielded once its result is back, so a retry cannot duplicate rows."""
     global _prestarted
-    from aei_batch.runners import compact
+    from aei_batch.runtime.runners import compact
 
     size = max(1, workers or default_workers())
     max_retries = int(os.environ.get("AEI_POOL_MAX_RETRIES", "3"))

@@ -81,7 +81,7 @@ def refs_to_table(refs: list[FileRef]) -> pa.Table:
 
 
 def input_modality(uri: str) -> str:
-    from aei_batch.storage import VIDEO_EXTENSIONS
+    from aei_batch.io.storage import VIDEO_EXTENSIONS
 
     dot = uri.rfind(".")
     return "video" if dot >= 0 and uri[dot:].lower() in VIDEO_EXTENSIONS else "audio"
@@ -139,7 +139,7 @@ def check_listed_size(ref: dict[str, Any], ctx: RunContext) -> None:
 
 def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
     """Read a file's bytes, enforcing the size limit; per-file problems raise FileError."""
-    from aei_batch import storage
+    from aei_batch.io import storage
 
     check_listed_size(ref, ctx)
     limit = ctx.max_file_bytes
@@ -167,7 +167,7 @@ class FeatureStage:
 
     def __init__(self, feature_set_name: str, ctx: RunContext) -> None:
         from aei_batch.features import get_feature_set
-        from aei_batch.limits import Watchdog
+        from aei_batch.runtime.watchdog import Watchdog
 
         self.fs = get_feature_set(feature_set_name)
         self.ctx = ctx
@@ -185,9 +185,9 @@ class FeatureStage:
         Decoding and features both run in the decoder child (under the decode timeout) when there is
         one: the bytes go in (for a local file not read yet, only its path: the child reads it) and the
         vector comes back (aei_batch/features/clip.py)."""
-        from aei_batch import storage
         from aei_batch.decode.audio import ANALYSIS_SR
         from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
+        from aei_batch.io import storage
 
         uri = ref["uri"]
         if data is None and self.decoder.timeout_s is not None and not storage.is_s3(uri):
@@ -219,11 +219,11 @@ class ScoreStage:
         self.ctx = ctx
         self.model = load_model(ctx.model_dir, ctx.model_name)
         self.features = FeatureStage(self.model.feature_set.name, ctx)
-        from aei_batch.segments import SegmentScorer
+        from aei_batch.scoring.windows import SegmentScorer
 
         # Long files scored window by window (docs/SEGMENTS.md); None when --segments off.
         self.segmenter = SegmentScorer.maybe(ctx, self.model, getattr(self.features, "decoder", None))
-        from aei_batch.models.video_scorer import VideoScorer
+        from aei_batch.scoring.video import VideoScorer
 
         # Video files: sampled frames -> faces -> face model, fused with audio (docs/VIDEO.md). Lazy: the
         # face model (TensorFlow) loads on the first video file only.
@@ -269,11 +269,11 @@ class ScoreStage:
         frames = self.video.finish(rows, videos)
         out = rows_to_table(rows)
         if self.video.want_frames:
-            from aei_batch.sinks.frames import attach_frames
+            from aei_batch.io.sinks.frames import attach_frames
 
             out = attach_frames(out, frames)  # the driver splits them off to the frames table
         if self.segmenter is not None:
-            from aei_batch.sinks.segments import attach_segments
+            from aei_batch.io.sinks.segments import attach_segments
 
             out = attach_segments(out, segments)  # the driver splits them off to the segments table
         if out.num_rows != batch.num_rows:

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aei_batch import storage
+from aei_batch.io import storage
 from aei_batch.records import COL, FRAME_FIELDS, FRAMES_SCHEMA
 
 FRAMES_COLUMN = "_frames"

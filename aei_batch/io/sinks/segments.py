@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aei_batch import storage, tables
+from aei_batch.io import storage, tables
 from aei_batch.records import COL, SEGMENTS_SCHEMA
 
 #: The stage-output column carrying each file's segment rows (never written to the predictions table).
@@ -205,7 +205,7 @@ def open_segments_table(settings: tables.CatalogSettings, *, create: bool) -> An
     """Load (or create, partitioned by run_date) the segments table; None when missing and not `create`."""
     from pyiceberg.exceptions import NoSuchTableError
 
-    from aei_batch.sinks.iceberg import create_partitioned_table, load_catalog
+    from aei_batch.io.sinks.iceberg import create_partitioned_table, load_catalog
 
     catalog = load_catalog(settings)
     try:

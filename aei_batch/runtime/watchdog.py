@@ -153,7 +153,10 @@ class Watchdog:
             parent_ends = (to_child_w, from_child_r)
             self._proc = _ForkedChild.start(to_child_r, from_child_w, close_in_child=parent_ends)
         else:
-            code = f"from aei_batch.limits import _child_main; _child_main({to_child_r}, {from_child_w})"
+            code = (
+                "from aei_batch.runtime.watchdog import _child_main; "
+                f"_child_main({to_child_r}, {from_child_w})"
+            )
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
             self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-c", code],

@@ -99,15 +99,15 @@ def run_stage(
             table.column("size").to_pylist() if "size" in table.column_names else [None] * table.num_rows,
         )
     if runner == "local":
-        from aei_batch.runners.local import run_local
+        from aei_batch.runtime.local import run_local
 
         return run_local(stage_cls, stage_kwargs, table, batch_size=batch_size)
     if runner == "pool":
-        from aei_batch.runners.pool import run_pool
+        from aei_batch.runtime.pool import run_pool
 
         return run_pool(stage_cls, stage_kwargs, table, batch_size=batch_size, workers=workers)
     if runner == "ray":
-        from aei_batch.runners.ray_runner import run_ray
+        from aei_batch.runtime.ray_backend import run_ray
 
         return run_ray(stage_cls, stage_kwargs, table, batch_size=batch_size, workers=workers)
     from aei_batch.errors import ConfigError

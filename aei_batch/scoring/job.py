@@ -8,125 +8,19 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aei_batch import storage
-from aei_batch.errors import ConfigError, ExitCode, InputNotFoundError, StorageError
+from aei_batch.config import ScoreOptions
+from aei_batch.errors import ConfigError, InputNotFoundError, StorageError
+from aei_batch.io import storage
 from aei_batch.records import COL, STATUS_ERROR, FileRef
-from aei_batch.segments import SegmentConfig
-from aei_batch.stages import RunContext, ScoreStage, refs_to_table
+from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+from aei_batch.scoring.summary import RunSummary
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_ERROR_RATE = 0.10
-#: Longer audio becomes a TOO_LONG row. Long files are decoded and featurised in chunks (segments), so
-#: memory does not grow with duration; with --segments off a worker holds the whole file (docs/ERRORS.md).
-DEFAULT_MAX_DURATION_S = 4 * 3600.0
-DEFAULT_DECODE_TIMEOUT_S = 120.0
-
-
-@dataclass
-class ScoreOptions:
-    """Everything `aei-batch score` takes, validated at construction."""
-
-    source: str
-    model_dir: str
-    output: str
-    model_name: str | None = None
-    runner: str = "auto"  # auto | ray | local (aei_batch.runners.resolve_runner)
-    table_format: str = "iceberg"  # iceberg | parquet (aei_batch.tables.FORMATS)
-    mode: str = "merge"  # merge | overwrite-run-date (aei_batch.tables.MODES)
-    incremental: bool = False  # score only files whose (uri, etag, model_version) is not in the table yet
-    catalog_uri: str | None = None  # Iceberg catalog URI (else AEI_CATALOG_URI, catalog.uri, embedded sqlite)
-    catalog: dict[str, Any] | None = None  # pyiceberg catalog properties (the `catalog:` block of --config)
-    table: str | None = None  # Iceberg table identifier (default aei.predictions)
-    extensions: list[str] | None = None
-    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
-    max_file_mb: float | None = 512.0
-    max_duration_s: float | None = DEFAULT_MAX_DURATION_S
-    decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S
-    batch_size: int | None = None  # None: aei_batch.runners.auto_batch_size
-    workers: int | None = None
-    progress: bool = True
-    # Long files: windows, voice gate, per channel; auto segments files over two windows (docs/SEGMENTS.md).
-    segments: SegmentConfig = field(default_factory=lambda: SegmentConfig(mode="auto"))
-    # Video files (docs/VIDEO.md): face model, frame sampling, per-frame table, fusion weight override.
-    video_model: str = "pretrained-fer"  # or a video model directory (aei-batch train --modality video)
-    video_model_name: str | None = None
-    frame_every: int = 20
-    frame_fps: float | None = None
-    frames_table: str | None = None  # location of the per-frame table; None: not written
-    audio_weight: float | None = None  # None: the video model card's fitted weight, else 0.5
-    # Speaker-adaptive two-pass scoring (aei_batch/speaker_pass.py): None follows the model card.
-    speaker_adaptive: bool | None = None
-    min_speaker_files: int | None = None  # None: the model card's value (training default 10)
-    speaker_pattern: str | None = None  # regex on the file name; group 1 is the speaker key
-
-    def __post_init__(self) -> None:
-        if self.min_speaker_files is not None and self.min_speaker_files < 2:
-            raise ConfigError(f"--min-speaker-files must be at least 2, got {self.min_speaker_files}")
-        from aei_batch.speaker import compile_pattern
-
-        compile_pattern(self.speaker_pattern)
-        if not 0.0 <= self.max_error_rate <= 1.0:
-            raise ConfigError(f"--max-error-rate must be between 0 and 1, got {self.max_error_rate}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.max_file_mb is not None and self.max_file_mb <= 0:
-            raise ConfigError(f"--max-file-mb must be positive, got {self.max_file_mb}")
-        if self.max_duration_s is not None and self.max_duration_s <= 0:
-            raise ConfigError(f"--max-duration-s must be positive, got {self.max_duration_s}")
-        if self.decode_timeout_s is not None and self.decode_timeout_s < 0:
-            raise ConfigError(f"--decode-timeout-s must be 0 (off) or more, got {self.decode_timeout_s}")
-        if self.runner not in ("auto", "ray", "pool", "local"):
-            raise ConfigError(f"unknown runner {self.runner!r}", hint="use --runner auto, ray, pool or local")
-        from aei_batch.tables import validate_format, validate_mode
-
-        validate_format(self.table_format)
-        validate_mode(self.mode)
-        if self.incremental and self.mode == "overwrite-run-date":
-            raise ConfigError(
-                "--incremental cannot be combined with --mode overwrite-run-date",
-                hint="overwrite-run-date rescores a whole day: drop --incremental",
-            )
-        if self.extensions:
-            self.extensions = [e if e.startswith(".") else f".{e}" for e in self.extensions]
-        from aei_batch.models.video_scorer import validate_video_options
-
-        validate_video_options(self.frame_every, self.frame_fps, self.audio_weight)
-
-
-@dataclass
-class RunSummary:
-    run_id: str
-    source: str
-    destination: str
-    files: int
-    scored: int
-    errors: int
-    seconds: float
-    error_codes: dict[str, int] = field(default_factory=dict)
-    emotions: dict[str, int] = field(default_factory=dict)
-    model: str = ""
-    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
-    skipped: int = 0  # listed files left out by --incremental: already scored with this model
-    replaced: int = 0  # rows of earlier runs replaced by this run's rows (same key)
-
-    @property
-    def files_per_s(self) -> float:
-        return self.files / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.files if self.files else 0.0
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return ExitCode.ERROR_RATE if self.error_rate > self.max_error_rate else ExitCode.OK
 
 
 def list_refs(source: str, extensions: Iterable[str] | None) -> list[FileRef]:
@@ -143,7 +37,7 @@ def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     # No monitor thread: with no other thread in the driver, the decode watchdog may fork its child
-    # (aei_batch/limits.py) instead of starting an interpreter.
+    # (aei_batch/runtime/watchdog.py) instead of starting an interpreter.
     tqdm.monitor_interval = 0
     return tqdm(
         total=total,
@@ -170,11 +64,11 @@ def _prestart(runner: str, workers: int | None, feature_set: str | None = None) 
     the table: their start-up (seconds) overlaps the driver's own. Ray starts first thing; the pool once
     the model is loaded (`feature_set` known), so that forked workers inherit the model's libraries."""
     if runner == "ray":
-        from aei_batch.runners.ray_runner import prestart_ray
+        from aei_batch.runtime.ray_backend import prestart_ray
 
         prestart_ray(workers)
     elif runner == "pool" and feature_set is not None:
-        from aei_batch.runners.pool import prestart_pool
+        from aei_batch.runtime.pool import prestart_pool
 
         prestart_pool(workers, feature_set)
 
@@ -182,19 +76,19 @@ def _prestart(runner: str, workers: int | None, feature_set: str | None = None) 
 def _end_prestart() -> None:
     """After the run: stop pool workers that were started but not used (an error before scoring); wait
     for a Ray start under way, so that Ray's exit handler can stop what it started."""
-    if "aei_batch.runners.pool" in sys.modules:
-        from aei_batch.runners.pool import shutdown_prestarted
+    if "aei_batch.runtime.pool" in sys.modules:
+        from aei_batch.runtime.pool import shutdown_prestarted
 
         shutdown_prestarted()
-    if "aei_batch.runners.ray_runner" in sys.modules:
-        from aei_batch.runners.ray_runner import wait_prestart
+    if "aei_batch.runtime.ray_backend" in sys.modules:
+        from aei_batch.runtime.ray_backend import wait_prestart
 
         wait_prestart()
 
 
 def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
     from aei_batch.models.loader import load_model
-    from aei_batch.runners import auto_batch_size, resolve_runner, run_stage
+    from aei_batch.runtime.runners import auto_batch_size, resolve_runner, run_stage
 
     if storage.is_s3(opts.output):
         storage.check_s3_access(opts.output)
@@ -313,7 +207,7 @@ def _two_pass(opts: ScoreOptions, model: Any) -> bool:
 def _speaker_adaptive_outputs(
     opts: ScoreOptions, ctx: RunContext, model: Any, refs: list[FileRef], batch_size: int
 ) -> Any:
-    from aei_batch.speaker_pass import score_two_pass
+    from aei_batch.scoring.speaker_pass import score_two_pass
 
     min_files = opts.min_speaker_files or int(model.card.options.get("min_speaker_files", 10))
     return score_two_pass(
@@ -330,7 +224,7 @@ def _speaker_adaptive_outputs(
 
 def _catalog(opts: ScoreOptions) -> Any:
     """The Iceberg catalog settings the predictions and segments tables share (None for Parquet)."""
-    from aei_batch.tables import resolve_catalog
+    from aei_batch.io.tables import resolve_catalog
 
     if opts.table_format != "iceberg":
         return None
@@ -339,7 +233,7 @@ def _catalog(opts: ScoreOptions) -> Any:
 
 def _open_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     """The run's table sink (opening an Iceberg table fails fast on catalog problems, before scoring)."""
-    from aei_batch.sinks import open_sink
+    from aei_batch.io.sinks import open_sink
 
     return open_sink(**_table_args(opts, ctx))
 
@@ -360,7 +254,7 @@ def _open_segments_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     """The segments table's sink (format and catalog of the predictions table); None with --segments off."""
     if opts.segments.mode == "off":
         return None
-    from aei_batch.sinks.segments import open_segments_sink
+    from aei_batch.io.sinks.segments import open_segments_sink
 
     return open_segments_sink(**_table_args(opts, ctx))
 
@@ -369,7 +263,7 @@ def _split_segments(out: pa.Table, seg_sink: Any, scored_keys: list[pa.Table]) -
     """Move the stage's segment rows to the segments sink; remember which files this run scored."""
     if seg_sink is None:
         return out
-    from aei_batch.sinks.segments import split_segments
+    from aei_batch.io.sinks.segments import split_segments
 
     out, segs = split_segments(out)
     if segs.num_rows:
@@ -384,7 +278,7 @@ def _incremental(
     """With --incremental, drop (on the driver, before fan-out) the files already scored with this model."""
     if not opts.incremental:
         return refs, 0
-    from aei_batch.tables import filter_unscored, settled_keys
+    from aei_batch.io.tables import filter_unscored, settled_keys
 
     todo, skipped = filter_unscored(refs, model_version, settled_keys(sink.existing_keys(model_version)))
     log.info(
@@ -394,7 +288,7 @@ def _incremental(
 
 
 def _video_options(opts: ScoreOptions, refs: list[FileRef]) -> dict[str, Any]:
-    from aei_batch.models.video_scorer import video_run_options
+    from aei_batch.scoring.video import video_run_options
 
     return video_run_options(opts, [r.uri for r in refs])
 
@@ -402,14 +296,14 @@ def _video_options(opts: ScoreOptions, refs: list[FileRef]) -> dict[str, Any]:
 def _open_frames_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     if not opts.frames_table:
         return None
-    from aei_batch.sinks.frames import FramesSink
+    from aei_batch.io.sinks.frames import FramesSink
 
     return FramesSink(opts.frames_table, ctx.run_id, ctx.run_date.isoformat())
 
 
 def _split_frames(out: pa.Table, frames_sink: Any) -> pa.Table:
     """Take the per-frame rows off a stage batch (into the frames table when one was asked for)."""
-    from aei_batch.sinks.frames import split_frames
+    from aei_batch.io.sinks.frames import split_frames
 
     out, frames = split_frames(out)
     if frames is not None and frames_sink is not None:

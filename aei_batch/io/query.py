@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from aei_batch import storage, tables
 from aei_batch.errors import ConfigError, InputNotFoundError
+from aei_batch.io import storage, tables
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
 
 OUTPUT_FORMATS = ("table", "csv", "json")
@@ -132,7 +132,7 @@ def _source(opts: QueryOptions) -> tuple[str | None, str]:
             )
         glob = f"{root}/run_date=*/*.parquet"
         return f"read_parquet({_quote(glob)}, hive_partitioning = false, union_by_name = true)", root + "/"
-    from aei_batch.sinks.iceberg import open_table
+    from aei_batch.io.sinks.iceberg import open_table
 
     settings = tables.resolve_catalog(
         opts.output, catalog_uri=opts.catalog_uri, catalog=opts.catalog, table=opts.table
@@ -180,7 +180,7 @@ def run_query(sql: str, opts: QueryOptions) -> pa.Table:
     try:
         return con.execute(sql).fetch_arrow_table()
     except duckdb.Error as exc:
-        from aei_batch.security import redact
+        from aei_batch.io.security import redact
 
         raise ConfigError(f"query failed: {redact(str(exc))}") from None
     finally:
@@ -189,7 +189,7 @@ def run_query(sql: str, opts: QueryOptions) -> pa.Table:
 
 def print_result(result: pa.Table, fmt: str = "table", *, max_rows: int = 1000) -> None:
     """Print a result as a rich table, CSV or a JSON array of objects (credential values redacted)."""
-    from aei_batch.security import redact
+    from aei_batch.io.security import redact
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}", hint=f"use one of: {', '.join(OUTPUT_FORMATS)}")

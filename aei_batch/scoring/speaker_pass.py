@@ -33,7 +33,7 @@ def resolve_speaker(row: dict[str, Any], ctx_column: str, rx: Any) -> str | None
     """Speaker key: manifest column, else the --speaker-pattern match, else the RAVDESS actor."""
     import json
 
-    from aei_batch.speaker import speaker_from_name
+    from aei_batch.scoring.speaker import speaker_from_name
 
     extra = json.loads(row[COL.extra]) if row.get(COL.extra) else {}
     if extra.get(ctx_column) is not None:
@@ -53,8 +53,8 @@ def featurise_all(
     on_batch: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Pass 1: uri -> FeatureTableStage row (features or error), fanned out on the runner."""
-    from aei_batch.runners import run_stage
-    from aei_batch.stages import FeatureTableStage, refs_to_table
+    from aei_batch.runtime.runners import run_stage
+    from aei_batch.scoring.stage import FeatureTableStage, refs_to_table
 
     rows: dict[str, dict[str, Any]] = {}
     for out in run_stage(
@@ -85,8 +85,8 @@ def score_two_pass(
     on_batch: Any = None,
 ) -> Iterator[pa.Table]:
     """Yield prediction tables (PREDICTIONS_SCHEMA) covering `refs`, one row per ref, in listing order."""
-    from aei_batch.speaker import GlobalStats, compile_pattern, normalise
-    from aei_batch.stages import base_row, fill_error, refs_to_table, rows_to_table
+    from aei_batch.scoring.speaker import GlobalStats, compile_pattern, normalise
+    from aei_batch.scoring.stage import base_row, fill_error, refs_to_table, rows_to_table
 
     rx = compile_pattern(speaker_pattern)
     feats = featurise_all(
@@ -129,7 +129,7 @@ def score_two_pass(
 
 
 def _predict(model: Any, rows: list[dict[str, Any]], ok: list[int], Z: np.ndarray) -> None:
-    from aei_batch.stages import fill_error, fill_prediction
+    from aei_batch.scoring.stage import fill_error, fill_prediction
 
     for start in range(0, len(ok), PREDICT_CHUNK):
         idx = ok[start : start + PREDICT_CHUNK]

@@ -174,7 +174,7 @@ class StageWorker:
 
     def __init__(self) -> None:
         import aei_batch.models.loader  # noqa: F401 - the model libraries, imported before the first batch
-        import aei_batch.stages  # noqa: F401
+        import aei_batch.scoring.stage  # noqa: F401
 
         self._spec: str | None = None
         self._stage: Any = None
@@ -222,7 +222,7 @@ def run_ray(
     import ray
 
     from aei_batch.errors import JobFailedError
-    from aei_batch.runners import compact
+    from aei_batch.runtime.runners import compact
 
     ensure_ray()
     n_batches = -(-table.num_rows // batch_size)

@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aei_batch import storage, tables
 from aei_batch.errors import ConfigError, StorageError
+from aei_batch.io import storage, tables
+from aei_batch.io.sinks.staging import BufferedParquetWriter
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
-from aei_batch.sinks.staging import BufferedParquetWriter
 
 log = logging.getLogger(__name__)
 

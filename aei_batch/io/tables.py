@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aei_batch import storage
 from aei_batch.errors import ConfigError, ErrorCode
+from aei_batch.io import storage
 from aei_batch.records import COL, STATUS_ERROR, FileRef
 
 #: Columns that identify a row: the same file content scored by the same model version.

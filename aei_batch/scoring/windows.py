@@ -407,7 +407,7 @@ class SegmentScorer:
     def score_file(self, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]] | Deferred:
         """Fill `row` (a base row) with the file's rollup and return its segment rows, or Deferred."""
         from aei_batch.decode.stream import probe
-        from aei_batch.stages import input_modality
+        from aei_batch.scoring.stage import input_modality
 
         if input_modality(ref["uri"]) == "video":  # video keeps its own path (frames + audio fusion) for now
             return Deferred(None)
@@ -438,9 +438,9 @@ class SegmentScorer:
         file is probed from its header here and read by the decoder child alone."""
         import contextlib
 
-        from aei_batch import storage
         from aei_batch.decode.stream import open_source
-        from aei_batch.stages import check_listed_size, fetch
+        from aei_batch.io import storage
+        from aei_batch.scoring.stage import check_listed_size, fetch
 
         check_listed_size(ref, self.ctx)
         size = ref.get("size")
@@ -455,7 +455,7 @@ class SegmentScorer:
     def _score(self, fw: FileWindows, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
         from aei_batch.decode.audio import MIN_DURATION_S
         from aei_batch.records import COL
-        from aei_batch.stages import fill_prediction
+        from aei_batch.scoring.stage import fill_prediction
 
         if fw.duration_s < MIN_DURATION_S:
             raise FileError(
@@ -528,7 +528,7 @@ class _classified:
 
     def __enter__(self) -> Any:
         from aei_batch.errors import StorageError
-        from aei_batch.stages import _SYSTEMIC_S3
+        from aei_batch.scoring.stage import _SYSTEMIC_S3
 
         try:
             return self.cm.__enter__()

@@ -126,7 +126,7 @@ class VideoScorer:
     def prepare(self, ref: dict[str, Any], row: dict[str, Any]) -> VideoItem:
         """Read, decode and crop one video file; its audio features too when it has a usable audio track."""
         from aei_batch.decode.audio import ANALYSIS_SR
-        from aei_batch.stages import fetch
+        from aei_batch.scoring.stage import fetch
 
         data = fetch(ref, self.ctx)
         decoder = getattr(self.features, "decoder", None)
@@ -189,7 +189,7 @@ class VideoScorer:
         return frames
 
     def _fill(self, row: dict[str, Any], item: VideoItem, frame_p: np.ndarray) -> None:
-        from aei_batch.stages import fill_prediction
+        from aei_batch.scoring.stage import fill_prediction
 
         assert self._fusion is not None
         row[COL.video_model] = self._model.label if self._model is not None else self.spec
@@ -208,7 +208,7 @@ class VideoScorer:
 
 
 def _error(row: dict[str, Any], code: ErrorCode, message: str) -> None:
-    from aei_batch.stages import fill_error
+    from aei_batch.scoring.stage import fill_error
 
     fill_error(row, code, message)
 
@@ -258,7 +258,7 @@ def validate_video_options(frame_every: int, frame_fps: float | None, audio_weig
 
 def video_run_options(opts: Any, uris: list[str]) -> dict[str, Any]:
     """RunContext.options for the video side; checks the video model only when video files were listed."""
-    from aei_batch.stages import input_modality
+    from aei_batch.scoring.stage import input_modality
 
     out: dict[str, Any] = {
         "video_model": opts.video_model,

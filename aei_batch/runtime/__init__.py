@@ -1,0 +1,2 @@
+"""Where stages run: one worker adapter, the local / pool / Ray backends and one dispatch loop, the decode
+watchdog."""
