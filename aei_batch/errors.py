@@ -90,3 +90,9 @@ class FileError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ClusterUnreachableError(AeiError):
+    """The Ray cluster named by RAY_ADDRESS / --address does not answer (nothing was scored or committed)."""
+
+    exit_code = ExitCode.STORAGE

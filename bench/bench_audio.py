@@ -135,7 +135,8 @@ def inner_stage(files: list[str], model_dir: str) -> dict[str, float]:
     in this process on batches of 16, one core, warm: the per-file cost of the stage against the floor."""
     from aei_batch.io.storage import list_inputs
     from aei_batch.scoring.job import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
-    from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import ScoreStage
     from aei_batch.scoring.windows import SegmentConfig
 
     refs = [next(iter(list_inputs(f))) for f in files]
@@ -148,10 +149,11 @@ def inner_stage(files: list[str], model_dir: str) -> dict[str, float]:
         options={"segments": SegmentConfig(mode="auto").as_dict()},
     )
     stage = ScoreStage(ctx)
-    stage(table.slice(0, 2))  # warm-up: the decoder child, first calls
+    stage.setup()
+    stage.process_batch(table.slice(0, 2))  # warm-up: the decoder child, first calls
     t0 = time.perf_counter()
     for i in range(0, table.num_rows, 16):
-        stage(table.slice(i, 16))
+        stage.process_batch(table.slice(i, 16))
     return {"loop_s": time.perf_counter() - t0, "n": len(files)}
 
 

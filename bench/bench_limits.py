@@ -47,19 +47,21 @@ def one_run(model_dir: str, wav: Path, segments: str, timeout: float) -> None:
     import pyarrow as pa
 
     from aei_batch.records import COL, FileRef
-    from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import ScoreStage
     from aei_batch.scoring.windows import SegmentConfig
 
     opts = {"segments": SegmentConfig(mode=segments).as_dict()}
     ctx = RunContext.new(model_dir, decode_timeout_s=timeout, max_duration_s=4 * 3600.0, options=opts)
     stage = ScoreStage(ctx)
+    stage.setup()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    out: pa.Table = stage(refs_to_table([FileRef(str(wav), wav.stat().st_size)]))
+    out: pa.Table = stage.process_batch(refs_to_table([FileRef(str(wav), wav.stat().st_size)])).predictions
     secs = time.perf_counter() - t0
     row = out.to_pylist()[0]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child = child_hwm_mb(stage.features.decoder.child_pid)
+    child = child_hwm_mb(stage.featuriser.decoder.child_pid)
     print(
         f"segments={segments:4s} status={row[COL.status]} {row[COL.error_code] or ''} "
         f"worker peak RSS {peak:7.0f} MB (after model load {base:5.0f} MB), "

@@ -170,7 +170,7 @@ def upload_keys(
 def inner_list(uri: str) -> None:
     """In a fresh process: list `uri`, print time, keys and memory (peak and before listing)."""
     from aei_batch.io import storage
-    from aei_batch.scoring.stage import refs_to_table
+    from aei_batch.scoring.rows import refs_to_table
 
     storage.s3_client()  # boto3 imported and a client built before the baseline: only listing is measured
     before = self_peak_rss()

@@ -102,7 +102,8 @@ def _score_worker(
 
     from aei_batch.records import FileRef
     from aei_batch.scoring.job import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
-    from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import ScoreStage
     from aei_batch.scoring.windows import SegmentConfig
 
     logging.disable(logging.WARNING)
@@ -120,18 +121,23 @@ def _score_worker(
         options=options,
     )
     stage = ScoreStage(ctx)
+    stage.setup()
 
     def table(ps: list[str]) -> pa.Table:
         return refs_to_table([FileRef(uri=p, size=Path(p).stat().st_size) for p in ps])
 
-    warm = stage(table(paths[:1]))  # loads TensorFlow + the face model, starts the decoder child
+    warm = stage.process_batch(
+        table(paths[:1])
+    ).predictions  # loads TensorFlow + the face model, starts the decoder child
     assert warm["status"].to_pylist() == ["ok"], warm.to_pylist()
-    child = [stage.features.decoder.child_pid]  # the decoder child does the decoding: count its CPU too
+    child = [stage.featuriser.decoder.child_pid]  # the decoder child does the decoding: count its CPU too
     start.wait()
     t0, c0 = time.perf_counter(), _cpu_s(child)
     statuses = []
     for i in range(0, len(paths), batch):
-        statuses += stage(table(paths[i : i + batch]))["modalities_used"].to_pylist()
+        statuses += (
+            stage.process_batch(table(paths[i : i + batch])).predictions["modalities_used"].to_pylist()
+        )
     elapsed, cpu = time.perf_counter() - t0, _cpu_s(child) - c0
     assert statuses == ["audio+video"] * len(paths), statuses
     out.put((elapsed, cpu))

@@ -40,7 +40,7 @@ def decode_and_extract(
 
 def read_local(path: str, max_bytes: int | None) -> bytes:
     """A local file's bytes, at most `max_bytes`; per-file problems raise FileError (READ_FAILED,
-    FILE_TOO_LARGE) with the messages `aei_batch.scoring.stage.fetch` gives."""
+    FILE_TOO_LARGE) with the messages `aei_batch.scoring.inputs.fetch` gives."""
     try:
         with open(path, "rb") as fh:
             data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)

@@ -34,7 +34,7 @@ class LoadedModel:
         """Probabilities from raw features. A speaker-adaptive model, given no speaker statistics here,
         z-scores with the training data's global statistics (its documented fallback)."""
         if self.speaker_adaptive:
-            from aei_batch.scoring.speaker import GlobalStats
+            from aei_batch.models.stats import GlobalStats
 
             g = GlobalStats.from_json(self.card.options["global_stats"])
             X = ((np.asarray(X, dtype=np.float64) - g.mean) / g.std).astype(np.float32)

@@ -19,23 +19,32 @@ duplicated.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pyarrow as pa
 
+from aei_batch.runtime.adapter import StageSpec, WorkerAdapter
+from aei_batch.runtime.dispatch import WorkerLost
+from aei_batch.runtime.watchdog import die_with_parent, fork_is_safe
+
+log = logging.getLogger(__name__)
+
 #: Thread pools of the numeric libraries, one thread each: N workers on N cores already fill the machine.
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-_STAGE: tuple[Any, Any] | None = None  # (key, stage) of this worker process
-_prestarted: tuple[int, ProcessPoolExecutor] | None = None  # (size, pool) started by prestart_pool()
+#: This worker process's adapter (one stage at a time; rebuilt when the spec changes).
+_WORKER: tuple[StageSpec, WorkerAdapter] | None = None
 
 
-def _one_thread() -> None:
-    """A forked worker's initializer: numeric thread pools of one thread (N workers fill N cores)."""
+def _worker_init() -> None:
+    """A worker's initializer: die with the driver (a killed driver leaves no worker behind), and numeric
+    thread pools of one thread (N workers fill N cores)."""
+    die_with_parent()
     os.environ.update(dict.fromkeys(_ONE_THREAD, "1"))
     try:
         from threadpoolctl import threadpool_limits
@@ -44,23 +53,30 @@ def _one_thread() -> None:
     threadpool_limits(1)
 
 
-def _warm_worker(feature_set: str) -> None:
-    """Worker start-up: import what scoring needs and run the feature extractor once (lazy imports,
-    numba compilation), so that the decoder children forked from this worker start warm."""
-    import aei_batch.models.loader  # noqa: F401 - imports the model libraries
-    import aei_batch.scoring.stage  # noqa: F401
-    from aei_batch.features.clip import warm_up_features
-
-    warm_up_features(feature_set)
+#: A worker's warm-up call: (module, function, arguments), e.g. the feature extractor's first call.
+WarmCall = tuple[str, str, tuple[Any, ...]]
 
 
-def _run_batch(stage_cls: type, stage_kwargs: dict[str, Any], batch: pa.Table) -> pa.Table:
-    """Run one batch, building the stage on this worker's first batch (and again only if it changes)."""
-    global _STAGE
-    key = (stage_cls, repr(stage_kwargs))
-    if _STAGE is None or _STAGE[0] != key:
-        _STAGE = (key, stage_cls(**stage_kwargs))
-    return _STAGE[1](batch)
+def _warm_worker(warm_modules: tuple[str, ...], warm_call: WarmCall | None) -> None:
+    """Worker start-up: import what the stage needs and make its warm-up call (lazy imports, numba
+    compilation), so that the decoder children forked from this worker start warm."""
+    import importlib
+
+    for name in warm_modules:
+        importlib.import_module(name)
+    if warm_call is not None:
+        module, fn, args = warm_call
+        getattr(importlib.import_module(module), fn)(*args)
+
+
+def _run_batch(spec: StageSpec, batch: pa.Table) -> Any:
+    """Run one batch through this worker's adapter, built on the worker's first batch of `spec`."""
+    global _WORKER
+    if _WORKER is None or _WORKER[0] != spec:
+        if _WORKER is not None:
+            _WORKER[1].teardown()
+        _WORKER = (spec, WorkerAdapter(spec))
+    return _WORKER[1].run(batch)
 
 
 def default_workers() -> int:
@@ -71,11 +87,9 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
+def _start(size: int, warm_modules: tuple[str, ...], warm_call: WarmCall | None) -> ProcessPoolExecutor:
     """Start `size` workers now (forked, or spawned when a fork is not safe), warming up."""
     import multiprocessing
-
-    from aei_batch.runtime.watchdog import fork_is_safe
 
     if fork_is_safe():  # the workers are started before the executor's own threads (Python 3.11, fork)
         import gc
@@ -86,9 +100,9 @@ def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
         gc.freeze()
         try:
             fork = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(size, mp_context=fork, initializer=_one_thread)
+            pool = ProcessPoolExecutor(size, mp_context=fork, initializer=_worker_init)
             for _ in range(size):
-                pool.submit(_warm_worker, feature_set)
+                pool.submit(_warm_worker, warm_modules, warm_call)
         finally:
             gc.unfreeze()  # the driver itself collects as before
         return pool
@@ -102,9 +116,10 @@ def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
     if main is not None and getattr(getattr(main, "__spec__", None), "name", None) is None:
         hidden = main.__dict__.pop("__file__", None)
     try:
-        pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+        spawn = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(size, mp_context=spawn, initializer=_worker_init)
         for _ in range(size):
-            pool.submit(_warm_worker, feature_set)
+            pool.submit(_warm_worker, warm_modules, warm_call)
     finally:
         if hidden is not None and main is not None:
             main.__file__ = hidden
@@ -116,113 +131,72 @@ def _start(size: int, feature_set: str = "seed_mfcc157") -> ProcessPoolExecutor:
     return pool
 
 
-def prestart_pool(workers: int | None = None, feature_set: str = "seed_mfcc157") -> None:
-    """Start the workers now, in the background; the next `run_pool` with as many workers uses them."""
-    global _prestarted
-    if _prestarted is None:
-        size = max(1, workers or default_workers())
-        _prestarted = (size, _start(size, feature_set))
-
-
-def shutdown_prestarted() -> None:
-    """Stop workers started by `prestart_pool` and not used (an error before scoring)."""
-    global _prestarted
-    if _prestarted is not None:
-        _prestarted[1].shutdown(wait=True, cancel_futures=True)
-        _prestarted = None
-
-
-def run_pool(
-    stage_cls: type,
-    stage_kwargs: dict[str, Any],
-    table: pa.Table,
-    *,
-    batch_size: int,
-    workers: int | None = None,
-) -> Iterator[pa.Table]:
-    """Run the stage over `table` in `workers` processes (default: this machine's CPUs); yield outputs as they
-    complete (not in input order, like the Ray runner).
+class PoolBackend:
+    """N worker processes of this machine (`Backend` for the dispatch loop).
 
     A worker that dies (SIGKILL, the kernel's OOM killer, a crash in native code outside the decoder child)
-    breaks the whole pool: every batch still in flight is then retried on a new pool, at most
-    AEI_POOL_MAX_RETRIES times per batch (default 3, like the Ray runner's task retries), after which the
-    run fails. A batch's rows are only yielded once its result is back, so a retry cannot duplicate rows."""
-    global _prestarted
-    from aei_batch.runtime.runners import compact
+    breaks the whole executor: every batch still in flight then fails with WorkerLost, the dispatch loop
+    retries them, and `recover()` starts new workers. Handles carry the executor's generation, so the
+    failures of an executor already replaced do not replace the new one again."""
 
-    size = max(1, workers or default_workers())
-    max_retries = int(os.environ.get("AEI_POOL_MAX_RETRIES", "3"))
-    if _prestarted is not None and _prestarted[0] == size:
-        pool, _prestarted = _prestarted[1], None
-    else:
-        shutdown_prestarted()
-        pool = _start(max(1, min(size, -(-table.num_rows // batch_size))))
-    retry: list[tuple[pa.Table, int]] = []  # (batch, attempts so far) to run again on a new pool
-    pending: dict[Future[pa.Table], tuple[pa.Table, int]] = {}
-    next_row = 0
-    try:
-        while next_row < table.num_rows or retry or pending:
-            while len(pending) < 2 * size and (retry or next_row < table.num_rows):
-                if retry:
-                    batch, attempts = retry.pop()
-                else:  # a copy, not the slice: pickling a slice ships the whole table
-                    batch, attempts = compact(table.slice(next_row, batch_size)), 0
-                    next_row += batch.num_rows
-                try:
-                    pending[pool.submit(_run_batch, stage_cls, stage_kwargs, batch)] = (batch, attempts)
-                except BrokenProcessPool:  # a worker died since the last wait: this batch never ran
-                    retry.append((batch, attempts))
-                    pool = _restart_broken(pool, pending, retry, max_retries, size)
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = False
-            for f in done:
-                batch, attempts = pending.pop(f)
-                try:
-                    out = f.result()
-                except BrokenProcessPool:
-                    broken = True
-                    retry.append((batch, attempts + 1))
-                    continue
-                yield out
-            if broken:
-                pool = _restart_broken(pool, pending, retry, max_retries, size)
-    finally:
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    name = "pool"
 
+    def __init__(
+        self, size: int, warm_modules: tuple[str, ...] = (), warm_call: WarmCall | None = None
+    ) -> None:
+        self.size = max(1, size)
+        self._warm = (warm_modules, warm_call)
+        self._pool: ProcessPoolExecutor | None = _start(self.size, *self._warm)
+        self._gen = 0
+        self._broken = False
+        self.spec: StageSpec | None = None
 
-def _restart_broken(
-    pool: ProcessPoolExecutor,
-    pending: dict[Future[pa.Table], tuple[pa.Table, int]],
-    retry: list[tuple[pa.Table, int]],
-    max_retries: int,
-    size: int,
-) -> ProcessPoolExecutor:
-    """A worker died: collect what the broken pool still holds (results that made it back are kept for
-    yielding, the rest goes to `retry`), fail the run if a batch ran out of retries, else start a new pool."""
-    import logging
+    def free_slots(self, in_flight: int) -> int:
+        return max(0, 2 * self.size - in_flight)
 
-    from aei_batch.errors import JobFailedError
+    def submit(self, batch: pa.Table) -> tuple[int, Future[Any]]:
+        assert self._pool is not None and self.spec is not None
+        try:
+            return self._gen, self._pool.submit(_run_batch, self.spec, batch)
+        except BrokenProcessPool:  # a worker died since the last wait: this batch never ran
+            self._broken = True
+            raise WorkerLost() from None
 
-    wait(pending)  # a broken pool fails every batch it still holds at once; results already back stay
-    for f in [f for f in pending if isinstance(f.exception(), BrokenProcessPool)]:
-        batch, attempts = pending.pop(f)
-        retry.append((batch, attempts + 1))
-    pool.shutdown(wait=True)
-    worst = max(a for _, a in retry)
-    if worst > max_retries:
-        raise JobFailedError(
-            "a worker process of the pool runner died (killed, out of memory, or a crash in native code) "
-            f"and a batch it held has failed {worst} time(s), more than AEI_POOL_MAX_RETRIES={max_retries}",
-            hint="check the machine's memory (the kernel log names processes its OOM killer ended); "
-            "nothing was committed: rerun, or raise AEI_POOL_MAX_RETRIES if the deaths were transient",
+    def wait(self, handles: list[tuple[int, Future[Any]]]) -> list[tuple[int, Future[Any]]]:
+        if not handles:
+            return []
+        done, _ = wait([f for _, f in handles], return_when=FIRST_COMPLETED)
+        return [h for h in handles if h[1] in done]
+
+    def result(self, handle: tuple[int, Future[Any]]) -> Any:
+        gen, future = handle
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            if gen == self._gen:
+                self._broken = True
+            raise WorkerLost() from None
+
+    def recover(self) -> None:
+        if not self._broken:
+            return
+        log.warning(
+            "a pool worker died (killed, out of memory, or a crash in native code): starting new workers and "
+            "retrying the batches in flight"
         )
-    logging.getLogger(__name__).warning(
-        "a pool worker died (killed, out of memory, or a crash in native code): starting new workers and "
-        "retrying the %d batches in flight (attempt %d of %d)",
-        len(retry),
-        worst,
-        max_retries,
-    )
-    return _start(size)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = _start(self.size, *self._warm)
+        self._gen += 1
+        self._broken = False
+
+    def close(self, *, abort: bool = False) -> None:
+        """Stop the workers: after the last batch, or at once (`abort`: a failed or interrupted run)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if abort:  # SIGTERM, Ctrl-C, an error: do not wait for batches still running
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)

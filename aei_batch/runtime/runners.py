@@ -9,6 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from aei_batch.runtime.adapter import StageSpec, WorkerAdapter
+
 RUNNERS = ("auto", "ray", "pool", "local")
 #: `--runner auto` scores inputs this small in-process: starting even a process pool costs a few seconds of
 #: imports per worker (bench/bench_small.py). Override with AEI_AUTO_LOCAL_MAX_FILES.
@@ -28,14 +30,6 @@ AUTO_BATCH_MIN = 16
 #: ... growing with the number of files up to this many, as long as they are small on average.
 AUTO_BATCH_MAX = 64
 AUTO_BATCH_SMALL_FILE = 4 << 20
-
-
-def compact(table: pa.Table) -> pa.Table:
-    """A copy of `table` holding only its own rows. A slice shares its parent's buffers, and pickling or
-    putting it in Ray's object store ships all of them: a 16-row slice of a 20,000-row input table
-    weighed as much as the whole table, for every batch (bench/bench_scale.py: the driver's memory grew
-    with the number of files)."""
-    return pa.Table.from_pylist(table.to_pylist(), schema=table.schema)
 
 
 def auto_batch_size(sizes: Sequence[int | None]) -> int:
@@ -83,33 +77,92 @@ def resolve_runner(runner: str, sizes: Sequence[int | None]) -> str:
     return "ray"
 
 
+class Runtime:
+    """Where one run's stages execute: `local` (this process), `pool` (worker processes of this machine) or
+    `ray` (Ray actors on an embedded Ray or a cluster). It owns its workers: `start_early()` starts them
+    while the driver is still loading and listing, `run()` streams a stage over a table through the shared
+    worker adapter (and, for the pool and Ray, the shared dispatch loop), `close()` stops them. Use it as a
+    context manager; an exception closes it at once (`abort`), without waiting for batches still running."""
+
+    def __init__(self, runner: str, workers: int | None = None) -> None:
+        if runner not in ("local", "pool", "ray"):
+            from aei_batch.errors import ConfigError
+
+            raise ConfigError(f"unknown runner {runner!r}", hint="use --runner auto, ray, pool or local")
+        self.runner = runner
+        self.workers = workers
+        self._backend: Any = None
+
+    def start_early(self, *, warm_modules: tuple[str, ...] = (), warm_call: Any = None) -> None:
+        """Start the workers now, in the background. Ray: as soon as possible (its start takes seconds). The
+        pool: once the driver has loaded the model, so that forked workers inherit its libraries."""
+        if self._backend is not None or self.runner == "local":
+            return
+        if self.runner == "ray":
+            from aei_batch.runtime.ray_backend import RayBackend
+
+            self._backend = RayBackend(self.workers, warm_modules)
+            self._backend.start_early()
+        else:
+            from aei_batch.runtime.pool import PoolBackend, default_workers
+
+            self._backend = PoolBackend(self.workers or default_workers(), warm_modules, warm_call)
+
+    def run(self, spec: StageSpec, table: pa.Table, *, batch_size: int) -> Iterator[Any]:
+        """Run `spec`'s stage over `table` in batches; yield outputs as they complete (pool and Ray: not in
+        input order)."""
+        n_batches = -(-table.num_rows // batch_size)
+        if n_batches == 0:
+            return
+        if self.runner == "local":
+            adapter = WorkerAdapter(spec)
+            try:
+                for start in range(0, table.num_rows, batch_size):
+                    yield adapter.run(table.slice(start, batch_size))
+            finally:
+                adapter.teardown()
+            return
+        from aei_batch.runtime.dispatch import dispatch
+
+        if self.runner == "pool":
+            from aei_batch.runtime.pool import PoolBackend, default_workers
+
+            if self._backend is None:
+                size = min(self.workers or default_workers(), n_batches)
+                self._backend = PoolBackend(size)
+            self._backend.spec = spec
+            retries = int(os.environ.get("AEI_POOL_MAX_RETRIES", "3"))
+        else:
+            from aei_batch.runtime.ray_backend import RayBackend
+
+            if self._backend is None:
+                self._backend = RayBackend(self.workers)
+            self._backend.bind(spec, n_batches)
+            retries = 0  # Ray retries a dead actor's tasks itself (AEI_RAY_MAX_TASK_RETRIES)
+        yield from dispatch(self._backend, table, batch_size=batch_size, max_retries=retries)
+
+    def close(self, *, abort: bool = False) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close(abort=abort)
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(abort=exc_type is not None)
+
+
 def run_stage(
     stage_cls: type,
     stage_kwargs: dict[str, Any],
     table: pa.Table,
     *,
-    runner: str = "ray",
+    runner: str = "auto",
     batch_size: int = 16,
     workers: int | None = None,
-) -> Iterator[pa.Table]:
-    """Run `stage_cls(**stage_kwargs)` over `table` in batches; yield output tables as they complete."""
-    if runner == "auto":
-        runner = resolve_runner(
-            runner,
-            table.column("size").to_pylist() if "size" in table.column_names else [None] * table.num_rows,
-        )
-    if runner == "local":
-        from aei_batch.runtime.local import run_local
-
-        return run_local(stage_cls, stage_kwargs, table, batch_size=batch_size)
-    if runner == "pool":
-        from aei_batch.runtime.pool import run_pool
-
-        return run_pool(stage_cls, stage_kwargs, table, batch_size=batch_size, workers=workers)
-    if runner == "ray":
-        from aei_batch.runtime.ray_backend import run_ray
-
-        return run_ray(stage_cls, stage_kwargs, table, batch_size=batch_size, workers=workers)
-    from aei_batch.errors import ConfigError
-
-    raise ConfigError(f"unknown runner {runner!r}", hint="use --runner auto, ray, pool or local")
+) -> Iterator[Any]:
+    """Run `stage_cls(**stage_kwargs)` over `table` on a runner of its own (training, evaluation)."""
+    sizes = table.column("size").to_pylist() if "size" in table.column_names else [None] * table.num_rows
+    with Runtime(resolve_runner(runner, sizes), workers) as rt:
+        yield from rt.run(StageSpec(stage_cls, stage_kwargs), table, batch_size=batch_size)

@@ -208,6 +208,22 @@ def _enlarge_pipe(fd: int) -> None:
             fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = 9) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux; best effort elsewhere).
+
+    A pool worker or decoder child must not outlive a driver killed by SIGKILL or the OOM killer: without
+    this they sat under PID 1, blocked on a pipe, holding hundreds of MB."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+
 def fork_is_safe() -> bool:
     """Whether a child of this process may be a `fork` of it (the decoder child; the pool runner's workers):
     Linux, not a Ray process (Ray's threads and gRPC state do not survive a fork) and no other Python
@@ -277,6 +293,8 @@ def _child_main(read_fd: int, write_fd: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler is not this process's
+    die_with_parent()
     recv, send = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     while True:
         try:

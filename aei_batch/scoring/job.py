@@ -16,8 +16,10 @@ import pyarrow.compute as pc
 from aei_batch.config import ScoreOptions
 from aei_batch.errors import ConfigError, InputNotFoundError, StorageError
 from aei_batch.io import storage
+from aei_batch.io.sinks.router import OutputRouter
 from aei_batch.records import COL, STATUS_ERROR, FileRef
-from aei_batch.scoring.stage import RunContext, ScoreStage, refs_to_table
+from aei_batch.scoring.rows import RunContext, refs_to_table
+from aei_batch.scoring.stage import ScoreStage
 from aei_batch.scoring.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -52,130 +54,217 @@ def _progress(total: int, enabled: bool) -> Any:
 
 def run_score(opts: ScoreOptions) -> RunSummary:
     """Score every file under `opts.source` into the table at `opts.output`. Raises AeiError subclasses."""
+    from aei_batch.runtime.runners import Runtime
+
     t0 = time.perf_counter()
+    with _terminate_cleanly():
+        early = Runtime("ray", opts.workers) if opts.runner == "ray" else None
+        if early is not None:  # an embedded Ray's start (seconds) overlaps listing and the model load
+            early.start_early(warm_modules=WARM_MODULES)
+        try:
+            return _run_score(opts, t0, early)
+        finally:
+            if early is not None:
+                early.close()
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM (Kubernetes stopping a pod, a scheduler's timeout) unwinds the run like Ctrl-C does: staged
+    rows are aborted, workers and decoder children are stopped, temporary files removed, and the process
+    exits 143. Python's default for SIGTERM ends the process at once, leaving the workers behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        return _run_score(opts, t0)
+        yield
     finally:
-        _end_prestart()
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _prestart(runner: str, workers: int | None, feature_set: str | None = None) -> None:
-    """Start Ray / the pool's workers in the background while the driver loads the model, lists and opens
-    the table: their start-up (seconds) overlaps the driver's own. Ray starts first thing; the pool once
-    the model is loaded (`feature_set` known), so that forked workers inherit the model's libraries."""
-    if runner == "ray":
-        from aei_batch.runtime.ray_backend import prestart_ray
-
-        prestart_ray(workers)
-    elif runner == "pool" and feature_set is not None:
-        from aei_batch.runtime.pool import prestart_pool
-
-        prestart_pool(workers, feature_set)
+#: What a scoring worker imports before its first batch (the stage's modules and the model libraries).
+WARM_MODULES = ("aei_batch.scoring.stage", "aei_batch.models.loader")
 
 
-def _end_prestart() -> None:
-    """After the run: stop pool workers that were started but not used (an error before scoring); wait
-    for a Ray start under way, so that Ray's exit handler can stop what it started."""
-    if "aei_batch.runtime.pool" in sys.modules:
-        from aei_batch.runtime.pool import shutdown_prestarted
-
-        shutdown_prestarted()
-    if "aei_batch.runtime.ray_backend" in sys.modules:
-        from aei_batch.runtime.ray_backend import wait_prestart
-
-        wait_prestart()
-
-
-def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
+def _run_score(opts: ScoreOptions, t0: float, early: Any) -> RunSummary:
     from aei_batch.models.loader import load_model
-    from aei_batch.runtime.runners import auto_batch_size, resolve_runner, run_stage
+    from aei_batch.runtime.adapter import StageSpec
+    from aei_batch.runtime.runners import Runtime, auto_batch_size, resolve_runner
 
     if storage.is_s3(opts.output):
         storage.check_s3_access(opts.output)
-    _prestart(opts.runner, opts.workers)
     refs = list_refs(opts.source, opts.extensions)
     runner = resolve_runner(opts.runner, [r.size for r in refs])
     log.info("runner: %s (--runner %s, %d files)", runner, opts.runner, len(refs))
-    _prestart(runner, opts.workers)  # Ray starts while the model loads
+    rt = early if early is not None and runner == "ray" else Runtime(runner, opts.workers)
+    if runner == "ray":
+        rt.start_early(warm_modules=WARM_MODULES)  # Ray starts while the model loads
     model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
-    _prestart(runner, opts.workers, model.feature_set.name)  # pool workers: forks of a driver with the model
+    adaptive = _speaker_adaptive(opts, model)
+    if runner == "pool":  # pool workers: forks of a driver with the model's libraries imported
+        warm = ("aei_batch.features.clip", "warm_up_features", (model.feature_set.name,))
+        rt.start_early(warm_modules=WARM_MODULES, warm_call=warm)
     ctx = RunContext.new(
         opts.model_dir,
         model_name=model.name,
         max_file_bytes=int(opts.max_file_mb * 1024 * 1024) if opts.max_file_mb else None,
         max_duration_s=opts.max_duration_s,
         decode_timeout_s=opts.decode_timeout_s or None,
-        options={"segments": opts.segments.as_dict(), **_video_options(opts, refs)},
+        options={
+            "segments": opts.segments.as_dict(),
+            "speaker_adaptive": adaptive,
+            "min_speaker_files": opts.min_speaker_files
+            or int(model.card.options.get("min_speaker_files", 10)),
+            "speaker_pattern": opts.speaker_pattern,
+            **_video_options(opts, refs),
+        },
     )
-    sink = _open_sink(opts, ctx)
-    seg_sink = _open_segments_sink(opts, ctx)
-    frames_sink = _open_frames_sink(opts, ctx)
-    scored_keys: list[pa.Table] = []
-    refs, skipped = _incremental(opts, sink, refs, model.version)
-    errors: Counter[str] = Counter()
-    emotions: Counter[str] = Counter()
+    router = OutputRouter(_open_sink(opts, ctx), _open_segments_sink(opts, ctx), _open_frames_sink(opts, ctx))
+    refs, skipped = _incremental(opts, router.predictions, refs, model.version)
+    counts = _Counts()
     n_files = len(refs)
     batch_size = opts.batch_size or auto_batch_size([r.size for r in refs])
     bar = _progress(n_files, opts.progress)
+    batches = 0
     try:
-        if refs and _two_pass(opts, model):
-            outputs = _speaker_adaptive_outputs(opts, ctx, model, refs, batch_size)
-        else:
-            outputs = (
-                run_stage(
-                    ScoreStage,
-                    {"ctx": ctx},
-                    refs_to_table(refs),
-                    runner=runner,
-                    batch_size=batch_size,
-                    workers=opts.workers,
-                )
-                if refs
-                else iter(())
-            )
-        del refs  # the runner holds the input table now; the FileRef list (~0.4 kB per file) can go
-        for out in outputs:  # no refs: --incremental found nothing new; nothing to start
-            out = _split_frames(out, frames_sink)
-            out = _split_segments(out, seg_sink, scored_keys)
-            sink.write(out)
-            _count(out, errors, emotions)
-            bar.update(out.num_rows)
-            if sink.rows == out.num_rows:
-                _test_pause("after_first_batch")
-        if sink.rows != n_files:
-            raise RuntimeError(f"{n_files} files listed but {sink.rows} rows produced; nothing committed")
+        with rt, _PendingSpill() as spill:
+            table = refs_to_table(refs)
+            del refs  # the runner holds the input table now; the FileRef list (~0.4 kB per file) can go
+            for out in rt.run(StageSpec(ScoreStage, {"ctx": ctx}), table, batch_size=batch_size):
+                if out.pending is not None:
+                    spill.write(out.pending)
+                router.write(out)
+                counts.add(out.predictions)
+                bar.update(out.num_files)
+                batches += 1
+                if batches == 1:
+                    _test_pause("after_first_batch")
+            rt.close()  # the workers' memory back before the driver finishes the pending rows
+            _finish_pending(spill, model, ctx, router, counts)
+        if router.rows != n_files:
+            raise RuntimeError(f"{n_files} files listed but {router.rows} rows produced; nothing committed")
         _test_pause("before_commit")
         with _storage_failures_are_systemic("committing the run"):
-            if frames_sink is not None:  # like segments: published before the predictions rows that name them
-                frames_sink.commit()
-            if seg_sink is not None:  # segments first: readers join them by the predictions rows' run_id
-                seg_sink.commit(pa.concat_tables(scored_keys) if scored_keys else None)
-            destination = sink.commit()
+            destination = router.commit()
     except BaseException:
-        sink.abort()
-        if frames_sink is not None:
-            frames_sink.abort()
-        if seg_sink is not None:
-            seg_sink.abort()
+        router.abort()
         raise
     finally:
         bar.close()
-    n_err = sum(errors.values())
     return RunSummary(
         run_id=ctx.run_id,
         source=opts.source,
         destination=destination,
         files=n_files,
-        scored=n_files - n_err,
-        errors=n_err,
+        scored=n_files - counts.errors_total,
+        errors=counts.errors_total,
         seconds=time.perf_counter() - t0,
-        error_codes=dict(errors),
-        emotions=dict(emotions),
+        error_codes=dict(counts.errors),
+        emotions=dict(counts.emotions),
         model=f"{model.name} {model.version}",
         max_error_rate=opts.max_error_rate,
         skipped=skipped,
-        replaced=sink.replaced,
+        replaced=router.predictions.replaced,
     )
+
+
+class _Counts:
+    """Files written so far, errors by code and emotions (for the summary)."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.errors: Counter[str] = Counter()
+        self.emotions: Counter[str] = Counter()
+
+    @property
+    def errors_total(self) -> int:
+        return sum(self.errors.values())
+
+    def add(self, out: pa.Table) -> None:
+        self.files += out.num_rows
+        is_err = pc.equal(out[COL.status], STATUS_ERROR)
+        self.errors.update(c for c in pc.filter(out[COL.error_code], is_err).to_pylist() if c)
+        self.emotions.update(e for e in out[COL.predicted_emotion].to_pylist() if e)
+
+
+class _PendingSpill:
+    """Rows waiting for the run's speaker statistics, on local disk (not in the driver's memory), and the
+    statistics themselves (sums per speaker group)."""
+
+    CHUNK = 2048
+
+    def __init__(self) -> None:
+        from aei_batch.scoring.speaker import RunStats
+
+        self.stats = RunStats()
+        self.rows = 0
+        self._dir: str | None = None
+        self._writer: Any = None
+
+    def __enter__(self) -> _PendingSpill:
+        return self
+
+    def write(self, pending: pa.Table) -> None:
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        from aei_batch.scoring.stage import gather_stats
+
+        gather_stats(pending, self.stats)
+        if self._writer is None:
+            self._dir = tempfile.mkdtemp(prefix="aei-pending-")
+            self._writer = pq.ParquetWriter(f"{self._dir}/pending.parquet", pending.schema)
+        self._writer.write_table(pending)
+        self.rows += pending.num_rows
+
+    def chunks(self) -> Iterator[pa.Table]:
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            return
+        self._writer.close()
+        for batch in pq.ParquetFile(f"{self._dir}/pending.parquet").iter_batches(batch_size=self.CHUNK):
+            yield pa.Table.from_batches([batch])
+
+    def __exit__(self, *exc: Any) -> None:
+        import shutil
+
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _finish_pending(
+    spill: _PendingSpill, model: Any, ctx: RunContext, router: OutputRouter, counts: _Counts
+) -> None:
+    """Speaker-adaptive models: predict the clips whose speaker statistics needed the whole run."""
+    if not spill.rows:
+        return
+    from aei_batch.scoring.stage import Predictor, finish_pending
+
+    predictor = Predictor(model, ctx)
+    own = sum(1 for g in spill.stats.groups.values() if g.n >= predictor.transform.min_files)
+    log.info(
+        "speaker-adaptive: %d speakers, %d with own statistics (at least %d files)",
+        len(spill.stats.groups),
+        own,
+        predictor.transform.min_files,
+    )
+    for chunk in spill.chunks():
+        done = finish_pending(chunk, spill.stats, predictor, ctx)
+        router.write_predictions(done)
+        counts.add(done)
 
 
 @contextlib.contextmanager
@@ -194,7 +283,7 @@ def _storage_failures_are_systemic(what: str) -> Iterator[None]:
         ) from None
 
 
-def _two_pass(opts: ScoreOptions, model: Any) -> bool:
+def _speaker_adaptive(opts: ScoreOptions, model: Any) -> bool:
     """Speaker-adaptive scoring when the model expects it, unless --no-speaker-adaptive."""
     if opts.speaker_adaptive and not model.speaker_adaptive:
         raise ConfigError(
@@ -202,24 +291,6 @@ def _two_pass(opts: ScoreOptions, model: Any) -> bool:
             hint="retrain with `aei-batch train --speaker-adaptive`, or drop the flag",
         )
     return bool(model.speaker_adaptive and opts.speaker_adaptive is not False)
-
-
-def _speaker_adaptive_outputs(
-    opts: ScoreOptions, ctx: RunContext, model: Any, refs: list[FileRef], batch_size: int
-) -> Any:
-    from aei_batch.scoring.speaker_pass import score_two_pass
-
-    min_files = opts.min_speaker_files or int(model.card.options.get("min_speaker_files", 10))
-    return score_two_pass(
-        ctx,
-        model,
-        refs,
-        runner=opts.runner,
-        batch_size=batch_size,
-        workers=opts.workers,
-        min_speaker_files=min_files,
-        speaker_pattern=opts.speaker_pattern,
-    )
 
 
 def _catalog(opts: ScoreOptions) -> Any:
@@ -259,19 +330,6 @@ def _open_segments_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     return open_segments_sink(**_table_args(opts, ctx))
 
 
-def _split_segments(out: pa.Table, seg_sink: Any, scored_keys: list[pa.Table]) -> pa.Table:
-    """Move the stage's segment rows to the segments sink; remember which files this run scored."""
-    if seg_sink is None:
-        return out
-    from aei_batch.io.sinks.segments import split_segments
-
-    out, segs = split_segments(out)
-    if segs.num_rows:
-        seg_sink.write(segs)
-    scored_keys.append(out.select([COL.uri, COL.etag, COL.model_version]))
-    return out
-
-
 def _incremental(
     opts: ScoreOptions, sink: Any, refs: list[FileRef], model_version: str
 ) -> tuple[list[FileRef], int]:
@@ -301,16 +359,6 @@ def _open_frames_sink(opts: ScoreOptions, ctx: RunContext) -> Any:
     return FramesSink(opts.frames_table, ctx.run_id, ctx.run_date.isoformat())
 
 
-def _split_frames(out: pa.Table, frames_sink: Any) -> pa.Table:
-    """Take the per-frame rows off a stage batch (into the frames table when one was asked for)."""
-    from aei_batch.io.sinks.frames import split_frames
-
-    out, frames = split_frames(out)
-    if frames is not None and frames_sink is not None:
-        frames_sink.write(frames)
-    return out
-
-
 def _test_pause(point: str) -> None:
     """Test-only hooks (docs/ERRORS.md): AEI_TEST_PAUSE_AFTER_FIRST_BATCH_S / AEI_TEST_PAUSE_BEFORE_COMMIT_S.
 
@@ -324,9 +372,3 @@ def _test_pause(point: str) -> None:
         return
     print(f"AEI_TEST: {point} (pausing {float(value):g} s)", file=sys.stderr, flush=True)
     time.sleep(float(value))
-
-
-def _count(out: pa.Table, errors: Counter[str], emotions: Counter[str]) -> None:
-    is_err = pc.equal(out[COL.status], STATUS_ERROR)
-    errors.update(c for c in pc.filter(out[COL.error_code], is_err).to_pylist() if c)
-    emotions.update(e for e in out[COL.predicted_emotion].to_pylist() if e)

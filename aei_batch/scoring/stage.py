@@ -1,304 +1,279 @@
-"""The per-file work, shared by the in-process runner and Ray.
+"""The scoring stage: route each file to its scorer, run the speaker transform and the models, and return
+typed outputs.
 
-`ScoreStage` is a callable class: its constructor loads heavy state once (the model; the decode
-watchdog, whose child decodes and featurises each file); `__call__` takes a batch of
-input references (a pyarrow Table with the columns of `INPUT_SCHEMA`) and returns exactly one output
-row per input row: a prediction, or an error row with a stable code. A batch that would return a
-different number of rows raises, because a lost row is worse than a failed batch.
+Per batch, in a worker (`runtime.adapter.WorkerAdapter` calls `setup` once, then `process_batch`):
+
+1. **route and prepare** each file (the per-file error policy of `runtime.adapter.per_file`): a video
+   container goes to the video scorer (frames, faces, and its audio track's features); a long recording to
+   the window scorer (its windows' features, voice-gated); anything else, or a container without a video
+   track, to the clip scorer (one vector). Decoding and features run in the worker's decoder child.
+2. **video**: the face model over every crop of the batch in one call.
+3. **audio**: every vector goes through the same `SpeakerTransform` and the same audio model. Vectors whose
+   speaker statistics are known here are predicted now: all vectors of a per-file model; the windows of a
+   long recording (its channels are their own speaker groups). The vectors of a speaker-adaptive model's
+   clips (and video audio tracks) need the run's statistics of their speaker: they go back as `pending` rows
+   with their vector and group, and the driver finishes them (`finish_pending`) with the same code.
+4. **finish**: rollup and segments for windows, late fusion for audio+video, one predictions row per file.
+
+Outputs are typed (`StageOutput`): predictions, segments, frames and pending rows, each routed to its own
+sink by the driver. There are no hidden columns.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from aei_batch.errors import ErrorCode, FileError, StorageError
-from aei_batch.records import (
-    COL,
-    EMOTIONS,
-    PREDICTIONS_SCHEMA,
-    PROB_COLUMNS,
-    STATUS_ERROR,
-    STATUS_OK,
-    FileRef,
-    parse_ravdess_name,
+from aei_batch.errors import ErrorCode, FileError
+from aei_batch.records import COL, FRAMES_SCHEMA, PREDICTIONS_SCHEMA, SEGMENTS_SCHEMA
+from aei_batch.runtime.adapter import FileFailure, per_file
+from aei_batch.scoring.clip import ClipFeaturiser
+from aei_batch.scoring.rows import RunContext, base_row, fill_error, input_modality, rows_to_table
+from aei_batch.scoring.speaker import (
+    DEFAULT_MIN_SPEAKER_FILES,
+    GlobalStats,
+    RunStats,
+    SpeakerTransform,
+    compile_pattern,
+    resolve_speaker,
 )
+from aei_batch.scoring.video import VideoItem, VideoScorer, frame_rows, fuse_into_row, video_probs_of
+from aei_batch.scoring.windows import WindowedFile, WindowScorer
 
 log = logging.getLogger(__name__)
 
-INPUT_SCHEMA = pa.schema(
+GROUP_COLUMN = "speaker_group"
+FEATURES_COLUMN = "features"
+#: Rows waiting for the run's speaker statistics: a predictions row so far, its speaker group and vector.
+PENDING_SCHEMA = pa.schema(
     [
-        pa.field("uri", pa.string()),
-        pa.field("size", pa.int64()),
-        pa.field("etag", pa.string()),
-        pa.field("extra", pa.string()),  # JSON object of manifest columns
+        *(f.with_nullable(True) for f in PREDICTIONS_SCHEMA),
+        pa.field(GROUP_COLUMN, pa.string()),
+        pa.field(FEATURES_COLUMN, pa.list_(pa.float32())),
     ]
 )
 
-# Errors from storage that mean "the store is down", not "this file is bad": they fail the run.
-_SYSTEMIC_S3 = ("EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError")
+
+@dataclass
+class StageOutput:
+    """One batch's typed outputs; together they cover every input file exactly once."""
+
+    predictions: pa.Table
+    segments: pa.Table | None = None
+    frames: pa.Table | None = None
+    pending: pa.Table | None = None
+
+    @property
+    def num_files(self) -> int:
+        return self.predictions.num_rows + (self.pending.num_rows if self.pending is not None else 0)
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """What every row of one run shares."""
+class Predictor:
+    """The audio model behind the speaker transform: loaded once per worker (and once on the driver)."""
 
-    run_id: str
-    run_date: date
-    scored_at: datetime
-    model_dir: str
-    model_name: str | None = None
-    max_file_bytes: int | None = None
-    max_duration_s: float | None = None
-    decode_timeout_s: float | None = None  # None: decode in-process, no watchdog (training)
-    speaker_column: str = "speaker_id"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @staticmethod
-    def new(model_dir: str, **kw: Any) -> RunContext:
-        import uuid
-
-        now = datetime.now(UTC)
-        run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        return RunContext(run_id=run_id, run_date=now.date(), scored_at=now, model_dir=model_dir, **kw)
-
-
-def refs_to_table(refs: list[FileRef]) -> pa.Table:
-    """Input references -> the Arrow table the stages consume."""
-    return pa.Table.from_pylist(
-        [
-            {"uri": r.uri, "size": r.size, "etag": r.etag, "extra": json.dumps(r.extra) if r.extra else None}
-            for r in refs
-        ],
-        schema=INPUT_SCHEMA,
-    )
-
-
-def input_modality(uri: str) -> str:
-    from aei_batch.io.storage import VIDEO_EXTENSIONS
-
-    dot = uri.rfind(".")
-    return "video" if dot >= 0 and uri[dot:].lower() in VIDEO_EXTENSIONS else "audio"
-
-
-def base_row(ref: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """The identity, label and run columns of a row (no prediction yet)."""
-    row: dict[str, Any] = dict.fromkeys(PREDICTIONS_SCHEMA.names)
-    extra = json.loads(ref["extra"]) if ref.get("extra") else {}
-    row.update(
-        {
-            COL.uri: ref["uri"],
-            COL.size_bytes: ref.get("size"),
-            COL.etag: ref.get("etag"),
-            COL.input_modality: input_modality(ref["uri"]),
-            COL.run_id: ctx.run_id,
-            COL.run_date: ctx.run_date,
-            COL.scored_at: ctx.scored_at,
-            COL.extra: json.dumps(extra, sort_keys=True) if extra else None,
+    def __init__(self, model: Any, ctx: RunContext) -> None:
+        self.model = model
+        self.adaptive = bool(ctx.options.get("speaker_adaptive"))
+        min_files = int(ctx.options.get("min_speaker_files") or DEFAULT_MIN_SPEAKER_FILES)
+        fallback = GlobalStats.from_json(model.card.options["global_stats"]) if self.adaptive else None
+        self.transform = SpeakerTransform(self.adaptive, fallback, min_files)
+        suffix = "+speaker-z" if self.adaptive else ""
+        self.ids = {
+            COL.model_name: model.name,
+            COL.model_version: model.version,
+            COL.feature_set: f"{model.feature_set.id}{suffix}",
         }
-    )
-    row.update(parse_ravdess_name(ref["uri"]).as_columns())
-    speaker = extra.get(ctx.speaker_column)
-    if speaker is None and row[COL.actor] is not None:
-        speaker = f"actor-{row[COL.actor]:02d}"
-    row[COL.speaker_id] = speaker
-    return row
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        """Probabilities of transformed features (a per-file model's raw features go as they are)."""
+        if self.adaptive:
+            return self.model.predict_normalised(Z)  # type: ignore[no-any-return]
+        return self.model.predict_proba8(Z)  # type: ignore[no-any-return]
 
 
-def fill_prediction(row: dict[str, Any], proba: np.ndarray, modalities: str) -> None:
-    order = np.argsort(-proba, kind="stable")
-    row.update({c: float(p) for c, p in zip(PROB_COLUMNS, proba, strict=True)})
-    row[COL.predicted_emotion] = EMOTIONS[int(order[0])]
-    row[COL.confidence] = float(proba[order[0]])
-    row[COL.second_emotion] = EMOTIONS[int(order[1])]
-    row[COL.second_confidence] = float(proba[order[1]])
-    row[COL.modalities_used] = modalities
-    row[COL.status] = STATUS_OK
+@dataclass
+class Prepared:
+    """One file between its scorer and the models."""
 
-
-def fill_error(row: dict[str, Any], code: ErrorCode, message: str) -> None:
-    row[COL.status] = STATUS_ERROR
-    row[COL.error_code] = str(code)
-    row[COL.error_message] = message[:500]
-
-
-def check_listed_size(ref: dict[str, Any], ctx: RunContext) -> None:
-    """FILE_TOO_LARGE before anything is read, when the listing's size is over --max-file-mb."""
-    size, limit = ref.get("size"), ctx.max_file_bytes
-    if limit is not None and size is not None and size > limit:
-        raise FileError(
-            ErrorCode.FILE_TOO_LARGE, f"file is {size} bytes, over the limit of {limit} (--max-file-mb)"
-        )
-
-
-def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
-    """Read a file's bytes, enforcing the size limit; per-file problems raise FileError."""
-    from aei_batch.io import storage
-
-    check_listed_size(ref, ctx)
-    limit = ctx.max_file_bytes
-    if not storage.is_s3(ref["uri"]):
-        from aei_batch.features.clip import read_local
-
-        return read_local(storage.local_path(ref["uri"]), limit)
-    try:
-        data = storage.read_bytes(ref["uri"], max_bytes=limit)
-    except Exception as exc:  # noqa: BLE001 - classified below
-        name = type(exc).__name__
-        if name in _SYSTEMIC_S3:
-            raise StorageError(
-                f"storage unreachable while reading files ({name}, after AEI_S3_MAX_ATTEMPTS retries)",
-                hint="check AWS_ENDPOINT_URL and the network; nothing was committed: rerun when it is back",
-            ) from None
-        raise FileError(ErrorCode.READ_FAILED, f"cannot read the file: {name}: {str(exc)[:200]}") from None
-    if limit is not None and len(data) > limit:
-        raise FileError(ErrorCode.FILE_TOO_LARGE, f"file is over the limit of {limit} bytes (--max-file-mb)")
-    return data
-
-
-class FeatureStage:
-    """Read + decode + featurise. Holds the feature set; used by training and by scoring."""
-
-    def __init__(self, feature_set_name: str, ctx: RunContext) -> None:
-        from aei_batch.features import get_feature_set
-        from aei_batch.runtime.watchdog import Watchdog
-
-        self.fs = get_feature_set(feature_set_name)
-        self.ctx = ctx
-        self.decoder = Watchdog(ctx.decode_timeout_s)  # decodes in a child process when a timeout is set
-        if self.decoder.timeout_s is None:  # features run here: compile numba kernels now, not on file 1
-            from aei_batch.features.clip import warm_up_features
-
-            warm_up_features(feature_set_name)
-        else:  # the child starts and warms up while this worker goes on setting up (model, first batch)
-            self.decoder.prestart("aei_batch.features.clip")
-
-    def featurise(self, ref: dict[str, Any], data: bytes | None = None) -> tuple[np.ndarray, float]:
-        """Features of one file as one clip; `data` are its bytes when the caller already read them.
-
-        Decoding and features both run in the decoder child (under the decode timeout) when there is
-        one: the bytes go in (for a local file not read yet, only its path: the child reads it) and the
-        vector comes back (aei_batch/features/clip.py)."""
-        from aei_batch.decode.audio import ANALYSIS_SR
-        from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
-        from aei_batch.io import storage
-
-        uri = ref["uri"]
-        if data is None and self.decoder.timeout_s is not None and not storage.is_s3(uri):
-            check_listed_size(ref, self.ctx)  # the decoder child reads the file itself: no bytes on the pipe
-            vec, duration_s = self.decoder.call(
-                read_decode_and_extract,
-                storage.local_path(uri),
-                uri,
-                self.fs.name,
-                sr=ANALYSIS_SR,
-                max_duration_s=self.ctx.max_duration_s,
-                max_bytes=self.ctx.max_file_bytes,
-            )
-            return vec, float(duration_s)
-        data = fetch(ref, self.ctx) if data is None else data
-        max_s = self.ctx.max_duration_s
-        vec, duration_s = self.decoder.call(
-            decode_and_extract, data, uri, self.fs.name, sr=ANALYSIS_SR, max_duration_s=max_s
-        )
-        return vec, float(duration_s)
+    clip: np.ndarray | None = None  # one vector: a clip, or a video's audio track
+    windows: WindowedFile | None = None
+    video: VideoItem | None = None
+    group: str | None = None  # the clip vector's speaker group
+    video_p: np.ndarray | None = None
+    audio_p: np.ndarray | None = None
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ScoreStage:
-    """Featurise and predict a batch of files with a model loaded once per worker."""
+    """Score a batch of files with the run's audio model (and the face model for video files)."""
 
     def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def setup(self) -> None:
         from aei_batch.models.loader import load_model
 
-        self.ctx = ctx
-        self.model = load_model(ctx.model_dir, ctx.model_name)
-        self.features = FeatureStage(self.model.feature_set.name, ctx)
-        from aei_batch.scoring.windows import SegmentScorer
+        model = load_model(self.ctx.model_dir, self.ctx.model_name)
+        self.predictor = Predictor(model, self.ctx)
+        self.featuriser = ClipFeaturiser(model.feature_set.name, self.ctx)
+        self.windows = WindowScorer(self.ctx, model.feature_set.name, self.featuriser)
+        self.video = VideoScorer(self.ctx, self.featuriser)
+        self.rx = compile_pattern(self.ctx.options.get("speaker_pattern"))
 
-        # Long files scored window by window (docs/SEGMENTS.md); None when --segments off.
-        self.segmenter = SegmentScorer.maybe(ctx, self.model, getattr(self.features, "decoder", None))
-        from aei_batch.scoring.video import VideoScorer
+    def teardown(self) -> None:
+        self.featuriser.close()
 
-        # Video files: sampled frames -> faces -> face model, fused with audio (docs/VIDEO.md). Lazy: the
-        # face model (TensorFlow) loads on the first video file only.
-        self.video = VideoScorer(ctx, self.features)
+    # ------------------------------------------------------------------ the batch
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def process_batch(self, batch: pa.Table) -> StageOutput:
         refs = batch.to_pylist()
-        rows = [base_row(r, self.ctx) for r in refs]
-        ok_idx: list[int] = []
-        vecs: list[np.ndarray] = []
-        segments: list[list[dict[str, Any]] | None] = [None] * len(refs)
-        videos: dict[int, Any] = {}
-        for i, ref in enumerate(refs):
-            try:
-                data = None
-                if input_modality(ref["uri"]) == "video":
-                    item = self.video.prepare(ref, rows[i])
-                    if item.has_video:
-                        videos[i] = item
-                        if item.audio_vec is not None:
-                            ok_idx.append(i)
-                            vecs.append(item.audio_vec)
-                        continue
-                    data = item.data  # a video container without a video track: scored as audio
-                if self.segmenter is not None:
-                    done = self.segmenter.score_file(ref, rows[i])
-                    if isinstance(done, list):
-                        segments[i] = done
-                        continue
-                    data = done.data if done.data is not None else data
-                vec, dur = self.features.featurise(ref, data)
-                rows[i][COL.duration_s] = dur
-                ok_idx.append(i)
-                vecs.append(vec)
-            except FileError as err:
-                fill_error(rows[i], err.code, err.message)
-            except StorageError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a bug on one file must not lose the batch
-                log.exception("unexpected error on %s", ref["uri"])
-                fill_error(rows[i], ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        self._predict(rows, ok_idx, vecs)
-        frames = self.video.finish(rows, videos)
-        out = rows_to_table(rows)
-        if self.video.want_frames:
-            from aei_batch.io.sinks.frames import attach_frames
+        rows = [self._base_row(r) for r in refs]
+        results = per_file(
+            range(len(refs)), lambda i: self._prepare(refs[i], rows[i]), name=lambda i: refs[i]["uri"]
+        )
+        prepared: dict[int, Prepared] = {}
+        for i, res in enumerate(results):
+            if isinstance(res, FileFailure):
+                fill_error(rows[i], res.code, res.message)
+            else:
+                prepared[i] = res
+        frames = self._score_video(prepared, rows)
+        pending = self._score_audio(prepared, rows)
+        segments: list[dict[str, Any]] = []
+        for i, p in prepared.items():
+            if i in pending:
+                continue
+            if p.windows is not None:
+                segments += p.segments
+            elif p.audio_p is not None or p.video_p is not None:
+                fuse_into_row(rows[i], p.audio_p, p.video_p, self.ctx.options.get("fusion"))
+        done = [r for i, r in enumerate(rows) if i not in pending]
+        return StageOutput(
+            predictions=rows_to_table(done),
+            segments=pa.Table.from_pylist(segments, schema=SEGMENTS_SCHEMA) if segments else None,
+            frames=pa.Table.from_pylist(frames, schema=FRAMES_SCHEMA) if frames else None,
+            pending=self._pending_table(rows, prepared, pending) if pending else None,
+        )
 
-            out = attach_frames(out, frames)  # the driver splits them off to the frames table
-        if self.segmenter is not None:
-            from aei_batch.io.sinks.segments import attach_segments
+    def _base_row(self, ref: dict[str, Any]) -> dict[str, Any]:
+        row = base_row(ref, self.ctx)
+        row.update(self.predictor.ids)  # error rows carry the model identity too: what was attempted
+        if self.predictor.adaptive:
+            row[COL.speaker_id] = resolve_speaker(
+                row[COL.uri], row[COL.extra], row[COL.speaker_id], self.ctx.speaker_column, self.rx
+            )
+        return row
 
-            out = attach_segments(out, segments)  # the driver splits them off to the segments table
-        if out.num_rows != batch.num_rows:
-            raise RuntimeError(f"stage returned {out.num_rows} rows for {batch.num_rows} inputs")
-        return out
+    def _prepare(self, ref: dict[str, Any], row: dict[str, Any]) -> Prepared:
+        """Route one file to its scorer; decode and featurise it (no model yet)."""
+        if ref.get("error_code"):  # decided at listing (outside the allowed roots, not a regular file, ...)
+            raise FileError(ref["error_code"], ref.get("error_message") or "")
+        data = None
+        if input_modality(ref["uri"]) == "video":
+            item = self.video.prepare(ref, row)
+            if item.has_video:
+                return Prepared(clip=item.audio_vec, video=item, group=row[COL.speaker_id])
+            data = item.data  # a container without a video track: scored as audio
+        if self.windows.enabled:
+            w = self.windows.prepare(ref, row)
+            if isinstance(w, WindowedFile):
+                return Prepared(windows=w)
+            data = w.data if w.data is not None else data
+        vec, duration_s = self.featuriser.featurise(ref, data)
+        row[COL.duration_s] = duration_s
+        return Prepared(clip=vec, group=row[COL.speaker_id])
 
-    def _predict(self, rows: list[dict[str, Any]], idx: list[int], vecs: list[np.ndarray]) -> None:
-        for row in rows:  # error rows carry the model identity too: they say what was attempted
-            row[COL.model_name] = self.model.name
-            row[COL.model_version] = self.model.version
-            row[COL.feature_set] = self.model.feature_set.id
+    def _score_video(self, prepared: dict[int, Prepared], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Face model over every crop of the batch; each video file's probabilities (and frame rows)."""
+        idx = [i for i, p in prepared.items() if p.video is not None]
         if not idx:
-            return
+            return []
         try:
-            proba = self.model.predict_proba8(np.stack(vecs))
-        except Exception as exc:  # noqa: BLE001
+            per_item = self.video.score([prepared[i].video for i in idx])  # type: ignore[misc]
+        except FileError as err:
             for i in idx:
+                fill_error(rows[i], err.code, err.message)
+                del prepared[i]
+            return []
+        frames: list[dict[str, Any]] = []
+        for i, frame_p in zip(idx, per_item, strict=True):
+            prepared[i].video_p = self.video.fill_video(rows[i], frame_p)
+            if self.video.want_frames:
+                frames += frame_rows(prepared[i].video, frame_p, rows[i])  # type: ignore[arg-type]
+        return frames
+
+    def _score_audio(self, prepared: dict[int, Prepared], rows: list[dict[str, Any]]) -> set[int]:
+        """Transform and predict every vector whose statistics are known here; return the pending files."""
+        pending = {i for i, p in prepared.items() if p.clip is not None and self.predictor.adaptive}
+        parts: list[tuple[int, np.ndarray]] = []
+        for i, p in prepared.items():
+            if p.windows is not None:
+                parts.append((i, self.predictor.transform.apply_own_groups(p.windows.X, p.windows.groups)))
+            elif p.clip is not None and i not in pending:
+                parts.append((i, self.predictor.transform.apply(p.clip[None, :], [None])))
+        if not parts:
+            return pending
+        try:
+            proba = self.predictor.predict(np.concatenate([z for _, z in parts]))
+        except Exception as exc:  # noqa: BLE001 - the model failing on a batch: error rows, not a crash
+            for i, _ in parts:
                 fill_error(rows[i], ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}")
-            return
-        for j, i in enumerate(idx):
-            fill_prediction(rows[i], proba[j], "audio")
+                del prepared[i]
+            return pending
+        start = 0
+        for i, z in parts:
+            p_i, start = proba[start : start + len(z)], start + len(z)
+            p = prepared[i]
+            if p.windows is not None:
+                p.segments = self.windows.finish(
+                    p.windows, p_i, {"uri": rows[i][COL.uri], "etag": rows[i][COL.etag]}, rows[i]
+                )
+            else:
+                p.audio_p = p_i[0]
+        return pending
+
+    def _pending_table(
+        self, rows: list[dict[str, Any]], prepared: dict[int, Prepared], pending: set[int]
+    ) -> pa.Table:
+        out = []
+        for i in sorted(pending):
+            p = prepared[i]
+            out.append({**rows[i], GROUP_COLUMN: p.group, FEATURES_COLUMN: np.asarray(p.clip, np.float32)})
+        return pa.Table.from_pylist(out, schema=PENDING_SCHEMA)
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=PREDICTIONS_SCHEMA)
+def gather_stats(pending: pa.Table, stats: RunStats) -> None:
+    """Add a batch's pending vectors to the run's per-speaker statistics (driver side)."""
+    groups = pending[GROUP_COLUMN].to_pylist()
+    X = np.asarray(pending[FEATURES_COLUMN].to_pylist(), dtype=np.float64)
+    for g in set(groups):
+        if g is None:
+            continue
+        sel = [k for k, gg in enumerate(groups) if gg == g]
+        stats.add_many(g, X[sel])
+
+
+def finish_pending(pending: pa.Table, stats: RunStats, predictor: Predictor, ctx: RunContext) -> pa.Table:
+    """Driver side: pending rows -> finished predictions rows, with the run's speaker statistics."""
+    groups = pending[GROUP_COLUMN].to_pylist()
+    X = np.asarray(pending[FEATURES_COLUMN].to_pylist(), dtype=np.float32)
+    rows = pending.drop_columns([GROUP_COLUMN, FEATURES_COLUMN]).to_pylist()
+    try:
+        proba = predictor.predict(predictor.transform.apply(X, [stats.get(g) for g in groups]))
+    except Exception as exc:  # noqa: BLE001 - a model failure becomes rows, like in the workers
+        for row in rows:
+            fill_error(row, ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}")
+        return rows_to_table(rows)
+    for row, p in zip(rows, proba, strict=True):
+        fuse_into_row(row, p, video_probs_of(row), ctx.options.get("fusion"))
+    return rows_to_table(rows)
+
+
+# --------------------------------------------------------------------------- training
 
 
 FEATURES_SCHEMA = pa.schema(
@@ -316,29 +291,25 @@ class FeatureTableStage:
     """Batch -> one row of features (or an error) per file; what training and evaluation consume."""
 
     def __init__(self, ctx: RunContext, feature_set_name: str) -> None:
-        self.features = FeatureStage(feature_set_name, ctx)
+        self.ctx = ctx
+        self.feature_set_name = feature_set_name
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def setup(self) -> None:
+        self.featuriser = ClipFeaturiser(self.feature_set_name, self.ctx)
+
+    def teardown(self) -> None:
+        self.featuriser.close()
+
+    def process_batch(self, batch: pa.Table) -> pa.Table:
+        refs = batch.to_pylist()
+        results = per_file(refs, self.featuriser.featurise, name=lambda r: r["uri"])
         rows = []
-        for ref in batch.to_pylist():
-            row: dict[str, Any] = {
-                "uri": ref["uri"],
-                "features": None,
-                "duration_s": None,
-                "error_code": None,
-                "error_message": None,
-            }
-            try:
-                vec, row["duration_s"] = self.features.featurise(ref)
-                row["features"] = vec.tolist()
-            except FileError as err:
-                row["error_code"], row["error_message"] = str(err.code), err.message
-            except StorageError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                row["error_code"], row["error_message"] = (
-                    str(ErrorCode.INTERNAL),
-                    f"{type(exc).__name__}: {exc}",
-                )
+        for ref, res in zip(refs, results, strict=True):
+            row: dict[str, Any] = dict.fromkeys(FEATURES_SCHEMA.names)
+            row["uri"] = ref["uri"]
+            if isinstance(res, FileFailure):
+                row["error_code"], row["error_message"] = res.code, res.message
+            else:
+                row["features"], row["duration_s"] = res[0].tolist(), res[1]
             rows.append(row)
         return pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)

@@ -1,10 +1,12 @@
-"""The video side of `ScoreStage`: decode sampled frames, crop faces, run the face model, fuse with audio.
+"""The video scorer: decode sampled frames, crop faces, run the face model; late fusion with the audio track.
 
 One `VideoScorer` lives in each worker next to the audio model. It is cheap to build: the face
 cascade and the face model (TensorFlow) load on the first video file, so audio-only runs never
 import TensorFlow. Per batch, `prepare` runs per file (decode + crops + the file's audio features)
-and `finish` runs once (all crops of the batch in one model call, then per-file aggregation and
-fusion). Options come from `RunContext.options` (set by `pipeline.run_score`):
+and `score` runs once (all crops of the batch in one model call). The audio track's vector goes through
+the same speaker transform and audio model as a clip's, and `fuse_into_row` combines the two wherever the
+audio probabilities become known (in the worker, or on the driver for speaker-adaptive models). Options
+come from `RunContext.options` (set by `scoring.job.run_score`):
 
     video_model        "pretrained-fer" (default) or a video model directory
     video_model_name   which model of that directory (default: the card's default)
@@ -32,7 +34,6 @@ from aei_batch.records import (
     EMOTIONS,
     FRM,
     PROB_COLUMNS,
-    STATUS_OK,
     VIDEO_PROB_COLUMNS,
 )
 
@@ -98,21 +99,24 @@ class VideoItem:
 
 
 class VideoScorer:
-    """Lazily loaded face pipeline + late fusion, shared by all video files a worker sees."""
+    """Lazily loaded face pipeline, shared by all video files a worker sees.
 
-    def __init__(self, ctx: Any, features: Any) -> None:
+    `prepare` runs per file (decode + crops + the file's audio-track features, in the decoder child);
+    `score` runs once per batch (all crops of the batch in one face-model call) and gives each file its
+    video probabilities and, when a frames table is asked for, its frame rows. Fusion with the audio side
+    happens where the audio probabilities are known (`fuse_into_row`)."""
+
+    def __init__(self, ctx: Any, featuriser: Any) -> None:
         opts = ctx.options or {}
         self.ctx = ctx
-        self.features = features
+        self.featuriser = featuriser
         self.spec = str(opts.get("video_model") or "pretrained-fer")
         self.model_name = opts.get("video_model_name")
         self.sampling = Sampling(
             every_n=int(opts.get("frame_every") or DEFAULT_EVERY_N), fps=opts.get("frame_fps")
         )
         self.want_frames = bool(opts.get("frames_table"))
-        self.fusion_override: dict[str, Any] | None = opts.get("fusion")
         self._model: Any = None
-        self._fusion: FusionSpec | None = None
 
     @property
     def model(self) -> Any:
@@ -120,19 +124,16 @@ class VideoScorer:
             from aei_batch.models.face import load_video_model
 
             self._model = load_video_model(self.spec, self.model_name)
-            self._fusion = FusionSpec.from_dict(self.fusion_override or self._model.fusion)
         return self._model
 
     def prepare(self, ref: dict[str, Any], row: dict[str, Any]) -> VideoItem:
         """Read, decode and crop one video file; its audio features too when it has a usable audio track."""
         from aei_batch.decode.audio import ANALYSIS_SR
-        from aei_batch.scoring.stage import fetch
+        from aei_batch.scoring.inputs import fetch
 
         data = fetch(ref, self.ctx)
-        decoder = getattr(self.features, "decoder", None)
-        call = decoder.call if decoder is not None else (lambda fn, *a, **k: fn(*a, **k))
         try:
-            dec = call(
+            dec = self.featuriser.run(
                 decode_faces_and_audio,
                 data,
                 ref["uri"],
@@ -152,69 +153,65 @@ class VideoScorer:
         row[COL.faces_found] = sum(c.found for c in dec.crops)
         row[COL.duration_s] = float(dec.times_s[-1]) if dec.times_s else None
         if dec.audio is not None:
-            item.audio_vec = self._audio_features(dec.audio)
+            from aei_batch.features.clip import extract_checked
+
+            item.audio_vec = extract_checked(self.featuriser.fs, dec.audio.y, dec.audio.sr)
             row[COL.duration_s] = dec.audio.duration_s
         return item
 
-    def _audio_features(self, clip: AudioClip) -> np.ndarray:
-        from aei_batch.features.clip import extract_checked
-
-        return extract_checked(self.features.fs, clip.y, clip.sr)
-
-    def finish(
-        self, rows: list[dict[str, Any]], items: dict[int, VideoItem]
-    ) -> list[list[dict[str, Any]] | None]:
-        """Face model over every crop of the batch, then per-file video probabilities and fusion."""
-        frames: list[list[dict[str, Any]] | None] = [None] * len(rows)
+    def score(self, items: list[VideoItem]) -> list[np.ndarray]:
+        """Per-frame probabilities (n_frames, 8) of each item: one face-model call for the whole batch.
+        Raises FileError(PREDICT_FAILED) when the face model fails (every item of the call fails)."""
         if not items:
-            return frames
+            return []
         model = self.model
-        assert self._fusion is not None
-        order = list(items)
-        crops = np.stack([c.crop for i in order for c in items[i].crops])
+        crops = np.stack([c.crop for it in items for c in it.crops])
         try:
             probs = model.predict_proba8(crops)
         except Exception as exc:  # noqa: BLE001 - the face model failing on a batch: error rows, not a crash
-            for i in order:
-                _error(rows[i], ErrorCode.PREDICT_FAILED, f"face model: {type(exc).__name__}: {exc}")
-            return frames
-        start = 0
-        for i in order:
-            n = len(items[i].crops)
-            frame_p = probs[start : start + n]
-            start += n
-            self._fill(rows[i], items[i], frame_p)
-            if self.want_frames:
-                frames[i] = frame_rows(items[i], frame_p)
-        return frames
+            raise FileError(ErrorCode.PREDICT_FAILED, f"face model: {type(exc).__name__}: {exc}") from None
+        out, start = [], 0
+        for it in items:
+            out.append(probs[start : start + len(it.crops)])
+            start += len(it.crops)
+        return out
 
-    def _fill(self, row: dict[str, Any], item: VideoItem, frame_p: np.ndarray) -> None:
-        from aei_batch.scoring.stage import fill_prediction
-
-        assert self._fusion is not None
+    def fill_video(self, row: dict[str, Any], frame_p: np.ndarray) -> np.ndarray:
+        """The file's video probabilities into `row` (video_p_* and the video model); returned too."""
         row[COL.video_model] = self._model.label if self._model is not None else self.spec
         video_p = aggregate_frames(frame_p)
         row.update({c: float(p) for c, p in zip(VIDEO_PROB_COLUMNS, video_p, strict=True)})
-        if item.audio_vec is None:
-            fill_prediction(row, video_p, "video")
-            return
-        if row.get(COL.status) != STATUS_OK:  # the audio model failed on this batch: keep its error row
-            return
-        audio_p = np.array([row[c] for c in PROB_COLUMNS], dtype=np.float64)
+        return video_p
+
+
+def video_probs_of(row: dict[str, Any]) -> np.ndarray | None:
+    """The video probabilities a row carries (None for files scored without video)."""
+    vals = [row.get(c) for c in VIDEO_PROB_COLUMNS]
+    return None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64)
+
+
+def fuse_into_row(
+    row: dict[str, Any], audio_p: np.ndarray | None, video_p: np.ndarray | None, fusion: dict[str, Any] | None
+) -> None:
+    """The file's prediction from whichever modalities it has: audio, video, or both fused (late fusion
+    with the run's fusion spec). The same code finishes rows in the workers and on the driver."""
+    from aei_batch.scoring.rows import fill_prediction
+
+    if audio_p is not None and video_p is not None:
+        spec = FusionSpec.from_dict(fusion)
         row.update({c: float(p) for c, p in zip(AUDIO_PROB_COLUMNS, audio_p, strict=True)})
-        fused = fuse(audio_p, video_p, self._fusion.audio_weight, self._fusion.method)
-        row[COL.fusion_audio_weight] = self._fusion.audio_weight
-        fill_prediction(row, fused, "audio+video")
+        row[COL.fusion_audio_weight] = spec.audio_weight
+        fill_prediction(row, fuse(audio_p, video_p, spec.audio_weight, spec.method), "audio+video")
+    elif video_p is not None:
+        fill_prediction(row, video_p, "video")
+    elif audio_p is not None:
+        fill_prediction(row, audio_p, "audio")
 
 
-def _error(row: dict[str, Any], code: ErrorCode, message: str) -> None:
-    from aei_batch.scoring.stage import fill_error
-
-    fill_error(row, code, message)
-
-
-def frame_rows(item: VideoItem, frame_p: np.ndarray) -> list[dict[str, Any]]:
-    """Per-frame rows (FRAME_FIELDS): position, face box, 8 probabilities and the top two emotions."""
+def frame_rows(item: VideoItem, frame_p: np.ndarray, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-frame rows (FRAMES_SCHEMA): position, face box, 8 probabilities, the top two emotions, and the
+    file's identity and run columns (the frames table joins the predictions table on uri and run_id)."""
+    ident = {c: row[c] for c in (COL.uri, COL.etag, COL.video_model, COL.run_id, COL.run_date, COL.scored_at)}
     out = []
     for k, crop in enumerate(item.crops):
         p = frame_p[k]
@@ -234,6 +231,7 @@ def frame_rows(item: VideoItem, frame_p: np.ndarray) -> list[dict[str, Any]]:
                 FRM.top_confidence: float(p[top[0]]),
                 COL.second_emotion: EMOTIONS[int(top[1])],
                 COL.second_confidence: float(p[top[1]]),
+                **ident,
             }
         )
     return out
@@ -258,7 +256,7 @@ def validate_video_options(frame_every: int, frame_fps: float | None, audio_weig
 
 def video_run_options(opts: Any, uris: list[str]) -> dict[str, Any]:
     """RunContext.options for the video side; checks the video model only when video files were listed."""
-    from aei_batch.scoring.stage import input_modality
+    from aei_batch.scoring.rows import input_modality
 
     out: dict[str, Any] = {
         "video_model": opts.video_model,

@@ -383,80 +383,63 @@ def _featurise_file(
 
 
 @dataclass(frozen=True)
-class Deferred:
-    """`--segments auto` found a short file: score it as one clip (with its bytes when already read)."""
+class ShortFile:
+    """`--segments auto` found a short file: the router scores it as one clip (with its bytes when read)."""
 
     data: bytes | None = None
 
 
-class SegmentScorer:
-    """Score one file window by window; fill its predictions row with the rollup; return its segment rows."""
+@dataclass
+class WindowedFile:
+    """A long recording between the window scorer and the model: its kept windows and their groups."""
 
-    def __init__(self, ctx: Any, model: Any, decoder: Any = None) -> None:
+    fw: FileWindows
+    kept: list[Window]
+    per_channel: bool
+
+    @property
+    def X(self) -> np.ndarray:
+        return np.stack([w.vec for w in self.kept if w.vec is not None])
+
+    @property
+    def groups(self) -> list[str]:
+        """The speaker group of each kept window: its channel (a call's side is one speaker), or the whole
+        mixed-down file. The speaker transform normalises each group with its own statistics."""
+        return [f"ch{w.channel}" if self.per_channel else "file" for w in self.kept]
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.array([w.speech_share * (w.end - w.start) / self.fw.sr for w in self.kept])
+
+
+class WindowScorer:
+    """Long recordings, window by window (docs/SEGMENTS.md). `prepare` decodes and featurises a file's
+    windows in the decoder child; `finish` turns the windows' probabilities into the file's rollup and its
+    segment rows."""
+
+    def __init__(self, ctx: Any, feature_set: str, featuriser: Any) -> None:
         self.ctx = ctx
-        self.model = model
+        self.feature_set = feature_set
         self.cfg = SegmentConfig.from_dict(ctx.options.get("segments"))
-        self.decoder = decoder  # the feature stage's Watchdog (None: run in this process)
+        self.featuriser = featuriser  # the worker's ClipFeaturiser: its decoder child runs the windows too
 
-    @staticmethod
-    def maybe(ctx: Any, model: Any, decoder: Any = None) -> SegmentScorer | None:
-        """A scorer when the run segments files (`ctx.options["segments"]["mode"]` auto/on), else None."""
-        cfg = SegmentConfig.from_dict(ctx.options.get("segments"))
-        return None if cfg.mode == "off" else SegmentScorer(ctx, model, decoder)
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.mode != "off"
 
-    def score_file(self, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]] | Deferred:
-        """Fill `row` (a base row) with the file's rollup and return its segment rows, or Deferred."""
+    def prepare(self, ref: dict[str, Any], row: dict[str, Any]) -> WindowedFile | ShortFile:
+        """Decode and featurise a long file's windows (voice gate applied), or ShortFile for a short one."""
+        from aei_batch.decode.audio import MIN_DURATION_S
         from aei_batch.decode.stream import probe
-        from aei_batch.scoring.stage import input_modality
+        from aei_batch.records import COL
 
-        if input_modality(ref["uri"]) == "video":  # video keeps its own path (frames + audio fusion) for now
-            return Deferred(None)
         with self._source(ref) as src:
             facts = probe(src, ref["uri"])
             if self.cfg.mode == "auto" and (
                 facts is None or facts.duration_s is None or facts.duration_s <= self.cfg.auto_threshold_s
             ):
-                return Deferred(src if isinstance(src, bytes) else None)
+                return ShortFile(src if isinstance(src, bytes) else None)
             fw = self._featurise(src, ref["uri"], facts.duration_s if facts else None)
-        return self._score(fw, ref, row)
-
-    def _featurise(self, src: str | bytes, name: str, duration_s: float | None) -> FileWindows:
-        args = (src, name, self.model.feature_set.name, self.cfg.as_dict(), self.ctx.max_duration_s)
-        wd = self.decoder
-        if wd is None or not getattr(wd, "timeout_s", None):
-            return featurise_file(*args)
-        base = wd.timeout_s
-        wd.timeout_s = base + TIMEOUT_S_PER_AUDIO_S * (duration_s or self.ctx.max_duration_s or 3600.0)
-        try:
-            return wd.call(featurise_file, *args)  # type: ignore[no-any-return]
-        finally:
-            wd.timeout_s = base
-
-    def _source(self, ref: dict[str, Any]) -> Any:
-        """A context manager giving a local path (a temporary spool file for S3 objects over SPOOL_MIN_BYTES),
-        or the bytes of a smaller S3 object (read once: probed, then decoded from memory). A short local
-        file is probed from its header here and read by the decoder child alone."""
-        import contextlib
-
-        from aei_batch.decode.stream import open_source
-        from aei_batch.io import storage
-        from aei_batch.scoring.stage import check_listed_size, fetch
-
-        check_listed_size(ref, self.ctx)
-        size = ref.get("size")
-        if not storage.is_s3(ref["uri"]):
-            from aei_batch.features.clip import check_readable
-
-            check_readable(storage.local_path(ref["uri"]))  # READ_FAILED now, as for a file read here
-        elif size is not None and size <= SPOOL_MIN_BYTES:
-            return contextlib.nullcontext(fetch(ref, self.ctx))
-        return _classified(open_source(ref["uri"], max_bytes=self.ctx.max_file_bytes))
-
-    def _score(self, fw: FileWindows, ref: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
-        from aei_batch.decode.audio import MIN_DURATION_S
-        from aei_batch.records import COL
-        from aei_batch.scoring.stage import fill_prediction
-
         if fw.duration_s < MIN_DURATION_S:
             raise FileError(
                 ErrorCode.TOO_SHORT,
@@ -471,53 +454,85 @@ class SegmentScorer:
                 f"gate (--vad-floor-db {self.cfg.vad_floor_db:g}, --vad-rel-db "
                 f"{self.cfg.vad_rel_db:g}, --min-speech-share {self.cfg.min_speech_share:g})",
             )
+        return WindowedFile(fw, kept, self.cfg.per_channel)
+
+    def _featurise(self, src: str | bytes, name: str, duration_s: float | None) -> FileWindows:
+        args = (src, name, self.feature_set, self.cfg.as_dict(), self.ctx.max_duration_s)
+        wd = self.featuriser.decoder
+        if not wd.timeout_s:
+            return featurise_file(*args)
+        base = wd.timeout_s
+        wd.timeout_s = base + TIMEOUT_S_PER_AUDIO_S * (duration_s or self.ctx.max_duration_s or 3600.0)
         try:
-            proba = self.model.predict_proba8(np.stack([w.vec for w in kept if w.vec is not None]))
-        except Exception as exc:  # noqa: BLE001
-            raise FileError(ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}") from None
-        weights = np.array([w.speech_share * (w.end - w.start) / fw.sr for w in kept])
-        r = rollup(proba, weights)
+            return wd.call(featurise_file, *args)  # type: ignore[no-any-return]
+        finally:
+            wd.timeout_s = base
+
+    def _source(self, ref: dict[str, Any]) -> Any:
+        """A context manager giving a local path (a temporary spool file for remote objects over
+        SPOOL_MIN_BYTES), or the bytes of a smaller remote object (read once: probed, then decoded from
+        memory). A local file is probed from its header here and read by the decoder child alone."""
+        import contextlib
+
+        from aei_batch.decode.stream import open_source
+        from aei_batch.features.clip import check_readable
+        from aei_batch.scoring.inputs import check_listed_size, fetch, local_path
+
+        check_listed_size(ref, self.ctx)
+        size = ref.get("size")
+        path = local_path(ref["uri"])
+        if path is not None:
+            check_readable(path)  # READ_FAILED now, as for a file read here
+        elif size is not None and size <= SPOOL_MIN_BYTES:
+            return contextlib.nullcontext(fetch(ref, self.ctx))
+        return _classified(open_source(ref["uri"], max_bytes=self.ctx.max_file_bytes))
+
+    def finish(
+        self, wf: WindowedFile, proba: np.ndarray, ref: dict[str, Any], row: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Fill `row` with the windows' rollup; return the file's segment rows (model columns from `row`)."""
+        from aei_batch.records import COL
+        from aei_batch.scoring.rows import fill_prediction
+
+        r = rollup(proba, wf.weights)
         fill_prediction(row, r.proba, "audio")
         row.update(
             {
                 COL.n_segments: r.n_segments,
-                COL.speech_share: float(np.mean(fw.channel_speech)),
+                COL.speech_share: float(np.mean(wf.fw.channel_speech)),
                 COL.dominant_emotion: r.dominant,
                 COL.emotion_shares: r.shares_json(),
             }
         )
         mixed = not self.cfg.per_channel
         return [
-            self._segment_row(ref, k, w, p, fw.sr, mixed)
-            for k, (w, p) in enumerate(zip(kept, proba, strict=True))
+            _segment_row(ref, row, k, w, p, wf.fw.sr, mixed)
+            for k, (w, p) in enumerate(zip(wf.kept, proba, strict=True))
         ]
 
-    def _segment_row(
-        self, ref: dict[str, Any], k: int, w: Window, p: np.ndarray, sr: int, mixed: bool
-    ) -> dict[str, Any]:
-        from aei_batch.records import COL, PROB_COLUMNS, SEG
 
-        top = int(np.argmax(p))
-        row: dict[str, Any] = {
-            COL.uri: ref["uri"],
-            COL.etag: ref.get("etag"),
-            SEG.channel: None if mixed else w.channel,
-            SEG.segment_index: k,
-            SEG.start_s: w.start / sr,
-            SEG.end_s: w.end / sr,
-            SEG.modality: "audio",
-            SEG.top_emotion: EMOTIONS[top],
-            SEG.top_confidence: float(p[top]),
-            SEG.speech_share: w.speech_share,
-            COL.model_name: self.model.name,
-            COL.model_version: self.model.version,
-            COL.feature_set: self.model.feature_set.id,
-            COL.run_id: self.ctx.run_id,
-            COL.run_date: self.ctx.run_date,
-            COL.scored_at: self.ctx.scored_at,
-        }
-        row.update({c: float(v) for c, v in zip(PROB_COLUMNS, p, strict=True)})
-        return row
+def _segment_row(
+    ref: dict[str, Any], file_row: dict[str, Any], k: int, w: Window, p: np.ndarray, sr: int, mixed: bool
+) -> dict[str, Any]:
+    from aei_batch.records import COL, PROB_COLUMNS, SEG
+
+    top = int(np.argmax(p))
+    row: dict[str, Any] = {
+        COL.uri: ref["uri"],
+        COL.etag: ref.get("etag"),
+        SEG.channel: None if mixed else w.channel,
+        SEG.segment_index: k,
+        SEG.start_s: w.start / sr,
+        SEG.end_s: w.end / sr,
+        SEG.modality: "audio",
+        SEG.top_emotion: EMOTIONS[top],
+        SEG.top_confidence: float(p[top]),
+        SEG.speech_share: w.speech_share,
+    }
+    for c in (COL.model_name, COL.model_version, COL.feature_set, COL.run_id, COL.run_date, COL.scored_at):
+        row[c] = file_row[c]
+    row.update({c: float(v) for c, v in zip(PROB_COLUMNS, p, strict=True)})
+    return row
 
 
 class _classified:
@@ -528,7 +543,7 @@ class _classified:
 
     def __enter__(self) -> Any:
         from aei_batch.errors import StorageError
-        from aei_batch.scoring.stage import _SYSTEMIC_S3
+        from aei_batch.scoring.inputs import _SYSTEMIC_S3
 
         try:
             return self.cm.__enter__()

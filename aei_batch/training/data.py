@@ -71,7 +71,8 @@ def featurise(
     from tqdm import tqdm
 
     from aei_batch.runtime.runners import run_stage
-    from aei_batch.scoring.stage import FeatureTableStage, RunContext, refs_to_table
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import FeatureTableStage
 
     refs, unlabelled = labelled_refs(source)
     ctx = RunContext.new(model_dir="", max_duration_s=600.0)

@@ -73,19 +73,29 @@ class FaceCropStage:
     def __init__(self, ctx: Any, frame_every: int, audio_feature_set: str | None) -> None:
         from aei_batch.decode.video import Sampling
         from aei_batch.features.faces import FaceCropper
-        from aei_batch.scoring.stage import FeatureStage
 
         self.ctx = ctx
         self.sampling = Sampling(every_n=frame_every)
         self.cropper = FaceCropper()
-        self.audio = FeatureStage(audio_feature_set, ctx) if audio_feature_set else None
+        self.audio_feature_set = audio_feature_set
+        self.audio: Any = None
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def setup(self) -> None:
+        from aei_batch.scoring.clip import ClipFeaturiser
+
+        if self.audio_feature_set:
+            self.audio = ClipFeaturiser(self.audio_feature_set, self.ctx)
+
+    def teardown(self) -> None:
+        if self.audio is not None:
+            self.audio.close()
+
+    def process_batch(self, batch: pa.Table) -> pa.Table:
         return pa.Table.from_pylist([self._one(ref) for ref in batch.to_pylist()], schema=CROPS_SCHEMA)
 
     def _one(self, ref: dict[str, Any]) -> dict[str, Any]:
         from aei_batch.decode.video import decode_video
-        from aei_batch.scoring.stage import fetch
+        from aei_batch.scoring.inputs import fetch
 
         row: dict[str, Any] = dict.fromkeys(CROPS_SCHEMA.names)
         row["uri"] = ref["uri"]
@@ -139,7 +149,7 @@ def labelled_video_refs(source: str) -> list[Any]:
 def collect(opts: VideoTrainOptions, audio_feature_set: str | None) -> VideoSet:
     """Decode and crop every labelled video (fanned out like scoring), sorted by uri for determinism."""
     from aei_batch.runtime.runners import run_stage
-    from aei_batch.scoring.stage import RunContext, refs_to_table
+    from aei_batch.scoring.rows import RunContext, refs_to_table
 
     refs = labelled_video_refs(opts.data)
     ctx = RunContext.new(model_dir="", max_duration_s=600.0)

@@ -1,6 +1,6 @@
 """A local file is read by the decoder child itself (aei_batch.features.clip.read_decode_and_extract): its
 bytes never cross the worker's pipe. The vector must be the one the bytes give, and read problems must
-keep the codes and messages of a read in the worker (`aei_batch.scoring.stage.fetch`)."""
+keep the codes and messages of a read in the worker (`aei_batch.scoring.inputs.fetch`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 
 from aei_batch.errors import ErrorCode, FileError
 from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
-from aei_batch.scoring.stage import FeatureStage, RunContext, fetch
+from aei_batch.scoring.clip import ClipFeaturiser
+from aei_batch.scoring.inputs import fetch
+from aei_batch.scoring.rows import RunContext
 from tests.support import media as M
 
 
@@ -53,10 +55,10 @@ def test_missing_and_oversized_files_keep_their_codes_and_messages(clip: Path, t
 
 
 def test_the_watchdog_stage_reads_local_files_in_its_child(clip: Path, tmp_path: Path) -> None:
-    """Through FeatureStage with a decode timeout (a real child process): same vector as in-process, and a
+    """Through ClipFeaturiser with a decode timeout (a real child process): same vector as in-process, and a
     file deleted after listing becomes READ_FAILED, raised in the child and carried back."""
-    in_process = FeatureStage("seed_mfcc157", _ctx(tmp_path)).featurise({"uri": str(clip), "size": None})
-    stage = FeatureStage("seed_mfcc157", _ctx(tmp_path, decode_timeout_s=30.0))
+    in_process = ClipFeaturiser("seed_mfcc157", _ctx(tmp_path)).featurise({"uri": str(clip), "size": None})
+    stage = ClipFeaturiser("seed_mfcc157", _ctx(tmp_path, decode_timeout_s=30.0))
     try:
         in_child = stage.featurise({"uri": str(clip), "size": clip.stat().st_size})
         assert stage.decoder.child_pid is not None
@@ -67,7 +69,7 @@ def test_the_watchdog_stage_reads_local_files_in_its_child(clip: Path, tmp_path:
         assert err.value.code == ErrorCode.READ_FAILED
     finally:
         stage.decoder.close()
-    small = FeatureStage("seed_mfcc157", _ctx(tmp_path, decode_timeout_s=30.0, max_file_bytes=100))
+    small = ClipFeaturiser("seed_mfcc157", _ctx(tmp_path, decode_timeout_s=30.0, max_file_bytes=100))
     try:
         with pytest.raises(FileError) as err:  # no listed size: the limit holds in the child's read
             small.featurise({"uri": str(clip), "size": None})

@@ -165,7 +165,8 @@ def test_too_long_is_refused_before_decoding() -> None:
 
 def test_size_limit_without_a_listed_size_reads_at_most_limit_plus_one(tmp_path: Path) -> None:
     """A manifest without sizes: the read stops after limit + 1 bytes and the file is FILE_TOO_LARGE."""
-    from aei_batch.scoring.stage import RunContext, fetch
+    from aei_batch.scoring.inputs import fetch
+    from aei_batch.scoring.rows import RunContext
 
     path = tmp_path / "big.wav"
     path.write_bytes(M.noise_wav_bytes(seconds=2.0))

@@ -1,0 +1,187 @@
+"""Every capability composes, on every runner, with the default model.
+
+{the default model `aei-batch train` writes (speaker-adaptive ensemble), a per-file model}
+x {short clips, a long mono call, a stereo call with and without --per-channel, an audio+video mp4, a
+   video-only mp4, an mp4 without video}
+x {local, pool, ray}:
+one row per file, status ok for every valid file; mp4 rows carry audio and video probabilities and fuse them;
+the video-only file is scored from its video; each call has windows in the segments table (one per channel
+with --per-channel); every runner writes the same rows.
+
+Before the scoring redesign, the speaker-adaptive default scored the audio+video mp4 on audio only, made the
+video-only mp4 an error row and gave the calls no timeline, on every runner, silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from aei_batch.records import AUDIO_PROB_COLUMNS, COL, PROB_COLUMNS, SEG, VIDEO_PROB_COLUMNS
+from aei_batch.scoring.windows import SegmentConfig
+from aei_batch.synth import synth_clip
+from tests.support.media import ravdess_name, write_video
+
+pytestmark = [pytest.mark.slow]
+
+RUNNERS = ("local", "pool", "ray")
+AV = ravdess_name(1, 1, 3, 1, 1, 1, 21, ".mp4")  # audio-video, happy, actor 21
+VO = ravdess_name(2, 1, 4, 1, 1, 1, 22, ".mp4")  # video-only, sad, actor 22
+NV = ravdess_name(3, 1, 5, 1, 1, 1, 23, ".mp4")  # an mp4 container with only an audio track
+MONO, STEREO = "call-mono-16k.wav", "call-stereo-8k.wav"
+CALLS = (MONO, STEREO)
+
+
+def _call(sr: int, emotions: list[str], actor: int) -> np.ndarray:
+    rng = np.random.default_rng(actor)
+    parts = []
+    for k, e in enumerate(emotions):
+        parts.append(rng.normal(0, 1e-4, int(1.5 * sr)).astype(np.float32))
+        parts.append(synth_clip(e, actor, intensity=1, statement=1 + k % 2, repetition=2, sr=sr, seconds=3.0))
+    parts.append(rng.normal(0, 1e-4, int(1.5 * sr)).astype(np.float32))
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def inputs(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("matrix")
+    for actor in (21, 22):  # short clips of two held-out actors (speaker groups for the adaptive model)
+        for wav in sorted((synth_corpus / f"Actor_{actor}").glob("*.wav"))[:5]:
+            (root / wav.name).write_bytes(wav.read_bytes())
+    emotions = ["angry", "sad", "happy", "neutral"]
+    sf.write(root / MONO, _call(16_000, emotions, 23), 16_000)
+    left, right = _call(8_000, emotions, 23), _call(8_000, emotions[::-1], 24)
+    sf.write(root / STEREO, np.stack([left, right], axis=1), 8_000)
+    write_video(root / AV, face=True, seconds=1.7)
+    write_video(root / VO, face=True, audio=False, seconds=1.7)
+    write_video(root / NV, video=False, seconds=1.7)
+    return root
+
+
+@pytest.fixture(scope="module")
+def default_model(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `aei-batch train --data DIR -m M` writes with no model options."""
+    from aei_batch.training.train import TrainOptions, audio_defaults, run_train
+
+    model_dir = tmp_path_factory.mktemp("default_model")
+    feature_set, models, adaptive = audio_defaults(str(synth_corpus), "audio", None, None, None)
+    assert adaptive, "the default model is speaker-adaptive"
+    run_train(
+        TrainOptions(
+            data=str(synth_corpus),
+            model_dir=str(model_dir),
+            holdout_actors=[21, 22, 23, 24],
+            feature_set=feature_set,
+            models=models,
+            speaker_adaptive=adaptive,
+            runner="local",
+            progress=False,
+        )
+    )
+    return model_dir
+
+
+def _score(
+    src: Path, model: Path, out: Path, runner: str, per_channel: bool = False
+) -> tuple[Any, dict, Any]:
+    from aei_batch.io.sinks.parquet import read_table
+    from aei_batch.io.sinks.segments import read_segments
+    from aei_batch.scoring.job import ScoreOptions, run_score
+
+    summary = run_score(
+        ScoreOptions(
+            source=str(src),
+            model_dir=str(model),
+            output=str(out),
+            table_format="parquet",
+            runner=runner,
+            workers=2,
+            progress=False,
+            batch_size=4,
+            segments=SegmentConfig(mode="auto", per_channel=per_channel),
+        )
+    )
+    rows = {Path(r[COL.uri]).name: r for r in read_table(str(out)).to_pylist()}
+    return summary, rows, read_segments(str(out), "parquet")
+
+
+def _check_rows(rows: dict[str, dict], segs: Any, adaptive: bool) -> None:
+    for name, r in rows.items():
+        assert r[COL.status] == "ok", (name, r[COL.error_code], r[COL.error_message])
+        assert sum(r[c] for c in PROB_COLUMNS) == pytest.approx(1.0)
+        assert r[COL.feature_set].endswith("+speaker-z") == adaptive, (name, r[COL.feature_set])
+    av = rows[AV]
+    assert av[COL.modalities_used] == "audio+video"
+    a = np.array([av[c] for c in AUDIO_PROB_COLUMNS])
+    v = np.array([av[c] for c in VIDEO_PROB_COLUMNS])
+    assert a.sum() == pytest.approx(1.0) and v.sum() == pytest.approx(1.0)
+    from aei_batch.models.fusion import fuse
+
+    w = av[COL.fusion_audio_weight]
+    np.testing.assert_allclose([av[c] for c in PROB_COLUMNS], fuse(a, v, w), atol=1e-6)
+    assert rows[VO][COL.modalities_used] == "video" and rows[VO][VIDEO_PROB_COLUMNS[0]] is not None
+    assert rows[NV][COL.modalities_used] == "audio" and rows[NV][VIDEO_PROB_COLUMNS[0]] is None
+    by_file = {n: segs.filter(pc_equal(segs, Path(n))) for n in CALLS}
+    for name in CALLS:
+        assert rows[name][COL.n_segments] and rows[name][COL.n_segments] >= 4, name
+        assert by_file[name].num_rows == rows[name][COL.n_segments], name
+    short = [n for n in rows if n.endswith(".wav") and n not in CALLS]
+    assert len(short) == 10 and all(rows[n][COL.n_segments] is None for n in short)
+
+
+def pc_equal(segs: Any, name: Path) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.ends_with(segs[COL.uri], "/" + name.name)
+
+
+def _comparable(rows: dict[str, dict]) -> dict[str, tuple]:
+    return {
+        n: (
+            r[COL.predicted_emotion],
+            r[COL.modalities_used],
+            r[COL.n_segments],
+            [round(r[c], 4) for c in PROB_COLUMNS],
+        )
+        for n, r in rows.items()
+    }
+
+
+@pytest.mark.parametrize("which", ["default", "per_file"])
+def test_capability_matrix(
+    which: str, inputs: Path, default_model: Path, trained_model: Path, ray_local: Any, tmp_path: Path
+) -> None:
+    model = default_model if which == "default" else trained_model
+    seen: dict[str, dict[str, tuple]] = {}
+    for runner in RUNNERS:
+        summary, rows, segs = _score(inputs, model, tmp_path / runner, runner)
+        assert summary.files == len(rows) == 15 and summary.errors == 0, (runner, summary.error_codes)
+        _check_rows(rows, segs, adaptive=which == "default")
+        assert (
+            segs.filter(pc_equal(segs, Path(STEREO)))[SEG.channel].null_count
+            == segs.filter(pc_equal(segs, Path(STEREO))).num_rows
+        )  # mixed down: no channel
+        seen[runner] = _comparable(rows)
+    assert seen["pool"] == seen["local"] and seen["ray"] == seen["local"]
+
+
+@pytest.mark.parametrize("which", ["default", "per_file"])
+def test_stereo_call_per_channel_on_every_runner(
+    which: str, inputs: Path, default_model: Path, trained_model: Path, ray_local: Any, tmp_path: Path
+) -> None:
+    model = default_model if which == "default" else trained_model
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / STEREO).write_bytes((inputs / STEREO).read_bytes())
+    seen = {}
+    for runner in RUNNERS:
+        summary, rows, segs = _score(src, model, tmp_path / runner, runner, per_channel=True)
+        assert summary.files == 1 and rows[STEREO][COL.status] == "ok", rows[STEREO][COL.error_message]
+        assert set(segs[SEG.channel].to_pylist()) == {0, 1}, runner
+        assert rows[STEREO][COL.n_segments] == segs.num_rows
+        seen[runner] = (_comparable(rows), sorted(segs[SEG.top_emotion].to_pylist()))
+    assert seen["pool"] == seen["local"] and seen["ray"] == seen["local"]
