@@ -513,3 +513,97 @@ def _first_error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), 0)
     return " ".join(lines[start : start + 2])[:200].replace("|", "/")
+
+
+# ------------------------------------------------------------------ signals and processes
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in pids if alive(p)]
+        if not left:
+            return []
+        time.sleep(0.2)
+    return [p for p in pids if alive(p)]
+
+
+@pytest.mark.parametrize("runner", ["local", "pool", "ray"])
+def test_sigterm_stops_the_run_and_every_process_within_10_s(
+    runner: str, tmp_path: Path, trained_model: Path
+) -> None:
+    """Kubernetes stops a pod with SIGTERM: the run rolls back (nothing committed), exits 143, and neither
+    workers nor decoder children nor an embedded Ray outlive it by more than 10 s; no temp folder is left."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    run, _, output = _run_to_first_batch(
+        tmp_path, trained_model, runner, pause_s=120, TMPDIR=str(tmp), RAY_TMPDIR="/tmp"
+    )
+    tree = [pid for pid, _ in descendants(run.proc.pid)]
+    assert tree, "the run had no child process: the test proves nothing"
+    run.proc.send_signal(signal.SIGTERM)
+    rc = run.finish(timeout=30)
+    left = _wait_gone(tree, 10)
+    assert rc == 128 + signal.SIGTERM, run.output[-3000:]
+    assert not left, f"still running 10 s after SIGTERM: {[(p, c) for p, c in descendants(1) if p in left]}"
+    assert not Path(output).exists() or not read_back(output), "a SIGTERMed run committed rows"
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("aei-")], list(tmp.iterdir())
+    RESULTS.append(
+        (f"SIGTERM to a --runner {runner} run mid-way", f"exit {rc}, {len(tree)} child processes gone")
+    )
+
+
+def test_sigkill_of_the_driver_leaves_no_pool_worker_behind(tmp_path: Path, trained_model: Path) -> None:
+    """SIGKILL (the OOM killer) cannot be handled: pool workers and decoder children die with the driver."""
+    run, _, _ = _run_to_first_batch(tmp_path, trained_model, "pool", pause_s=120)
+    tree = [pid for pid, _ in descendants(run.proc.pid)]
+    assert len(tree) >= 2, tree
+    run.proc.kill()
+    run.finish(timeout=30)
+    left = _wait_gone(tree, 10)
+    assert not left, f"orphans after the driver's SIGKILL: {left}"
+    RESULTS.append(
+        ("SIGKILL of a --runner pool driver", f"{len(tree)} workers and decoders gone within 10 s")
+    )
+
+
+@pytest.mark.ray
+def test_a_stale_local_ray_address_file_does_not_capture_an_embedded_run(
+    tmp_path: Path, trained_model: Path
+) -> None:
+    """A dead local `ray start` node leaves its address in Ray's temp folder; a run that names no cluster
+    starts its own embedded Ray and completes instead of attaching to the dead address and hanging."""
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
+    uris = make_local_corpus(tmp_path / "in", 4)
+    out = str(tmp_path / "table")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    exe = Path(sys.executable).with_name("aei-batch")
+    proc = subprocess.run(
+        [str(exe), "score", str(tmp_path / "in"), "-m", str(trained_model), "-o", out, "--runner", "ray"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**cli_env(), **env, "RAY_TMPDIR": str(ray_tmp)},
+    )
+    assert proc.returncode == ExitCode.OK, proc.stderr[-3000:]
+    assert_complete(read_back(out), uris)
+    RESULTS.append(("stale Ray address file, no RAY_ADDRESS", "embedded Ray started; run completed"))
+
+
+def test_a_named_cluster_that_does_not_answer_fails_fast(tmp_path: Path, trained_model: Path) -> None:
+    make_local_corpus(tmp_path / "in", 2)
+    t0 = time.monotonic()
+    proc = run_cli(
+        "score", str(tmp_path / "in"), "-m", str(trained_model), "-o", str(tmp_path / "t"), "--runner", "ray",
+        timeout=120, RAY_ADDRESS="127.0.0.1:1",
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    assert proc.returncode == ExitCode.STORAGE, proc.stderr[-3000:]
+    assert (
+        "does not answer" in proc.stderr and "RAY_ADDRESS" in proc.stderr and "Traceback" not in proc.stderr
+    )
+    RESULTS.append(("RAY_ADDRESS names a dead cluster", f"exit {proc.returncode} after {took:.0f} s"))
