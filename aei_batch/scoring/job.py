@@ -53,9 +53,18 @@ def _progress(total: int, enabled: bool) -> Any:
 def run_score(opts: ScoreOptions) -> RunSummary:
     """Score every file under `opts.source` into the table at `opts.output`. Raises AeiError subclasses."""
     t0 = time.perf_counter()
+    from aei_batch.observe import RunObserver  # observe:
+
+    observer = RunObserver.from_options(opts)  # observe: checks --metrics/--on-complete/--lineage first
     try:
-        return _run_score(opts, t0)
+        summary = _run_score(opts, t0, observer)  # observe: (observer argument)
+        observer.completed(summary)  # observe:
+        return summary
+    except BaseException as exc:  # observe:
+        observer.failed(observer.run_id, exc)  # observe:
+        raise  # observe:
     finally:
+        observer.close()  # observe:
         _end_prestart()
 
 
@@ -86,7 +95,13 @@ def _end_prestart() -> None:
         wait_prestart()
 
 
-def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
+def _licence_line(card: Any) -> str:  # observe: (helper for model_licence)
+    from aei_batch.models.model_card import licence_line as line
+
+    return line(card)
+
+
+def _run_score(opts: ScoreOptions, t0: float, observer: Any) -> RunSummary:  # observe: (observer)
     from aei_batch.models.loader import load_model
     from aei_batch.runtime.runners import auto_batch_size, resolve_runner, run_stage
 
@@ -115,6 +130,13 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
     errors: Counter[str] = Counter()
     emotions: Counter[str] = Counter()
     n_files = len(refs)
+    observer.started(  # observe:
+        run_id=ctx.run_id,
+        source=opts.source,
+        output=opts.output,
+        model=f"{model.name} {model.version}",
+        files=n_files,
+    )
     batch_size = opts.batch_size or auto_batch_size([r.size for r in refs])
     bar = _progress(n_files, opts.progress)
     try:
@@ -139,6 +161,7 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
             out = _split_segments(out, seg_sink, scored_keys)
             sink.write(out)
             _count(out, errors, emotions)
+            observer.batch_done(out)  # observe:
             bar.update(out.num_rows)
             if sink.rows == out.num_rows:
                 _test_pause("after_first_batch")
@@ -175,6 +198,7 @@ def _run_score(opts: ScoreOptions, t0: float) -> RunSummary:
         max_error_rate=opts.max_error_rate,
         skipped=skipped,
         replaced=sink.replaced,
+        model_licence=_licence_line(model.card),  # observe: (the lead fills it from model.card)
     )
 
 
