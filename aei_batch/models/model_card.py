@@ -240,8 +240,9 @@ def _evaluation(card: ModelCard, mode: str) -> list[str]:
             "| --- | --- |",
         ]
         lines += [f"| {c} | {_pct(r)} |" for c, r in recall.items()]
-        weak = sorted(recall.items(), key=lambda kv: kv[1])[:2]
-        lines += ["", "Weakest classes: " + ", ".join(f"{c} ({_pct(r)})" for c, r in weak) + "."]
+        weak = [kv for kv in sorted(recall.items(), key=lambda kv: kv[1])[:2] if kv[1] < 1.0]
+        if weak:
+            lines += ["", "Weakest classes: " + ", ".join(f"{c} ({_pct(r)})" for c, r in weak) + "."]
     fusion = card.options.get("fusion")
     if isinstance(fusion, dict) and fusion:
         lines += ["", f"Audio-video fusion: {json.dumps(fusion)}."]

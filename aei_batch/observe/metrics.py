@@ -204,7 +204,7 @@ class PrometheusExporter:
         log.info("metrics: serving http://%s:%d/metrics", host, port)
 
     def update(self, *, final: bool = False) -> None:
-        """Rewrite the textfile (at most once a second, and always when `final`); HTTP needs nothing."""
+        """Rewrite the textfile (at most once a second; always when `final`); HTTP reads at scrape time."""
         if self.kind != "textfile":
             return
         now = time.monotonic()

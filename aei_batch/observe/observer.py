@@ -126,7 +126,7 @@ class RunObserver:
                 ray_metrics.record(c, self.counts.files)
         except Exception as exc:  # noqa: BLE001 - watching never breaks the run
             log.warning("metrics: batch not counted: %s: %s", type(exc).__name__, exc)
-        self._export()
+        self._export(final=self.counts.done == predictions.num_rows)  # the first batch shows at once
         self._line()
 
     def completed(self, summary: RunSummary) -> None:
