@@ -65,15 +65,15 @@ class RunObserver:
         self._ray_checked = False
         self.on_complete = None
         self.lineage = None
-        if on_complete:
+        if on_complete is not None:
             from aei_batch.observe.hooks import check_target
 
             self.on_complete = check_target(on_complete)
-        if lineage:
+        if lineage is not None:
             from aei_batch.observe.lineage import check_target as check_lineage
 
             self.lineage = check_lineage(lineage)
-        if metrics:
+        if metrics is not None:
             from aei_batch.observe.metrics import PrometheusExporter
 
             self.exporter = PrometheusExporter(metrics, self.counts)  # last: it may open a port
