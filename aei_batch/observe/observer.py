@@ -126,15 +126,20 @@ class RunObserver:
                 ray_metrics.record(c, self.counts.files)
         except Exception as exc:  # noqa: BLE001 - watching never breaks the run
             log.warning("metrics: batch not counted: %s: %s", type(exc).__name__, exc)
-        self._export(final=self.counts.done == predictions.num_rows)  # the first batch shows at once
-        self._line()
+        first = self.counts.done == predictions.num_rows
+        self._export(final=first)  # the first batch shows at once
+        self._line(force=first)
 
     def completed(self, summary: RunSummary) -> None:
         """The run committed: final metrics, the summary JSON, COMPLETE, the hook (once)."""
         self._ended = True
         self.counts.finish("completed")
         self._export(final=True)
-        self._line(force=True)
+        self._line(
+            force=True,
+            msg=f"scored {summary.files} files: {summary.scored} ok, {summary.errors} errors, "
+            f"{summary.files_per_s:.1f} files/s (run {summary.run_id})",
+        )
         data = summary.to_dict()
         data["output"] = self.output
         self._write_summary(summary.run_id, data)
@@ -234,7 +239,8 @@ class RunObserver:
 
         fire(self.on_complete, data, self.summary_uri)
 
-    def _line(self, *, force: bool = False) -> None:
+    def _line(self, *, force: bool = False, msg: str | None = None) -> None:
+        """A progress line (at most every AEI_PROGRESS_INTERVAL_S, 10 s) for logs without a terminal."""
         if not self.progress_lines:
             return
         now = time.monotonic()
@@ -242,9 +248,10 @@ class RunObserver:
             return
         self._last_line = now
         c = self.counts
-        share = f" ({c.done / c.files:.0%})" if c.files else ""
-        errors = sum(c.errors.values())
-        msg = f"scoring: {c.done}/{c.files} files{share}, {errors} errors, {c.files_per_s:.1f} files/s"
+        if msg is None:
+            share = f" ({c.done / c.files:.0%})" if c.files else ""
+            errors = sum(c.errors.values())
+            msg = f"scoring: {c.done}/{c.files} files{share}, {errors} errors, {c.files_per_s:.1f} files/s"
         if logging.getLogger().handlers:
             progress_log.setLevel(logging.INFO)
             progress_log.info(msg, extra={"run_id": c.run_id, "files_done": c.done, "files": c.files})

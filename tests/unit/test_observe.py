@@ -313,7 +313,7 @@ def test_progress_lines_without_a_terminal(tmp_path, caplog, monkeypatch):
     obs.completed(_summary(run_id="r", files=4, scored=4, errors=0, error_codes={}))
     lines = [r.getMessage() for r in caplog.records if r.name == "aei_batch.progress"]
     assert lines[0].startswith("scoring: 0/4 files (0%)") and lines[1].startswith("scoring: 2/4 files (50%)")
-    assert len(lines) == 3  # started, first batch, completed (the rest within the 10 s interval)
+    assert lines[2].startswith("scored 4 files: 4 ok, 0 errors") and len(lines) == 3
     assert not any("\r" in line for line in lines)
 
 
