@@ -150,3 +150,27 @@ def make_corpus(
                     sf.write(path, y, sr)
                     paths.append(path)
     return paths
+
+
+def make_call(
+    path: str | Path,
+    *,
+    emotions: tuple[str, ...] = ("neutral", "neutral", "happy", "angry", "angry", "sad", "calm"),
+    actor: int = 21,
+    seconds_each: float = 3.0,
+    pause_s: float = 0.8,
+    sr: int = 16_000,
+) -> Path:
+    """One long synthetic "call" (utterances of the given emotions with pauses between them), unlabelled:
+    long enough to be scored in windows and drawn as a timeline (docs/SEGMENTS.md)."""
+    import soundfile as sf
+
+    pause = np.zeros(int(sr * pause_s), dtype=np.float32)
+    parts: list[np.ndarray] = [pause]
+    for i, emotion in enumerate(emotions):
+        clip = synth_clip(emotion, actor, intensity=2, statement=1 + i % 2, sr=sr, seconds=seconds_each)
+        parts += [clip, pause]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out, np.concatenate(parts), sr)
+    return out
