@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,11 @@ def run_demo(workdir: Path, *, runner: str = "ray") -> int:
     )
     summary = run_score(
         ScoreOptions(
-            source=str(manifest), model_dir=str(model_dir), output=str(table), runner=runner, progress=True
+            source=str(manifest),
+            model_dir=str(model_dir),
+            output=str(table),
+            runner=runner,
+            progress=sys.stderr.isatty(),  # a bar on a terminal only: carriage returns garble a log
         )
     )
     print_run_summary(summary)
