@@ -59,13 +59,13 @@ class RunMetrics:
         self.decode_seconds: float | None = None
         self.model_seconds: float | None = None
         self.started_at = time.time()
-        self.updated_at = self.started_at
+        self.updated_at = self.scoring_since = self.started_at
         self.state = "starting"
 
     def start(self, *, run_id: str, source: str, model: str, files: int) -> None:
         self.run_id, self.source, self.model, self.files = run_id, source, model, files
         self.state = "running"
-        self.updated_at = time.time()
+        self.updated_at = self.scoring_since = time.time()
 
     def add_batch(
         self, batch: Any, *, decode_seconds: float | None = None, model_seconds: float | None = None
@@ -98,7 +98,7 @@ class RunMetrics:
 
     @property
     def files_per_s(self) -> float:
-        elapsed = self.updated_at - self.started_at
+        elapsed = self.updated_at - self.scoring_since  # since listing and the model load ended
         return self.done / elapsed if elapsed > 0 else 0.0
 
 
@@ -141,7 +141,9 @@ class _Collector:
             yield CounterMetricFamily(
                 "aei_model_seconds", "Worker seconds spent in the model.", value=m.model_seconds
             )
-        yield GaugeMetricFamily("aei_files_per_second", "Files done per second so far.", value=m.files_per_s)
+        yield GaugeMetricFamily(
+            "aei_files_per_second", "Files done per second since scoring began.", value=m.files_per_s
+        )
         yield GaugeMetricFamily(
             "aei_run_start_time_seconds", "Unix time the run started.", value=m.started_at
         )

@@ -20,6 +20,8 @@ from aei_batch.errors import ConfigError, ExitCode, ModelError
 from aei_batch.records import COL
 from tests.unit.test_observe import _Hook
 
+pytestmark = pytest.mark.slow
+
 RUN_SPECIFIC = {COL.run_id, COL.run_date, COL.scored_at}
 REPO = Path(__file__).resolve().parents[2]
 

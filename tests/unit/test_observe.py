@@ -103,6 +103,7 @@ def test_summary_json_written_beside_the_table_and_read_back(tmp_path):
     assert not list((tmp_path / "table" / "_runs").glob(".*"))  # no temporary file left
 
 
+@pytest.mark.s3
 def test_summary_json_on_s3(s3_bucket):
     s = _summary()
     out = f"s3://{s3_bucket}/warehouse"
@@ -325,3 +326,13 @@ def test_observer_reads_options_it_does_not_know_yet(tmp_path):
     obs = RunObserver.from_options(Old())
     assert obs.exporter is None and obs.on_complete is None and obs.lineage is None
     assert Path(tmp_path).is_dir()
+
+
+@pytest.mark.ray
+def test_ray_metrics_record_on_a_connected_driver(ray_local, caplog):
+    obs = RunObserver()
+    obs.started(run_id="r", source="s", output="/tmp/x", model="m", files=3)
+    with caplog.at_level(logging.WARNING, logger="aei_batch.observe"):
+        obs.batch_done(_batch([None, "SILENT"]), decode_seconds=0.1, model_seconds=0.1)
+    assert type(obs.ray_metrics).__name__ == "RayMetrics"
+    assert not [r for r in caplog.records if r.name.startswith("aei_batch.observe")]
