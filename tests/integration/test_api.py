@@ -218,3 +218,18 @@ def test_importing_the_package_stays_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
     assert aei_batch.score.__module__ == "aei_batch.api"  # loaded on first use
+
+
+def test_train_and_evaluate_check_their_options_like_the_cli(synth_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="actor ids must be 1-99"):
+        aei_batch.train(synth_corpus, model_dir=tmp_path / "m", holdout_actors="0-3")
+    with pytest.raises(ConfigError) as err:
+        aei_batch.train(
+            synth_corpus, model_dir=tmp_path / "m", models=["svc", "no_such_model"], runner="local"
+        )
+    assert err.value.exit_code == ExitCode.CONFIG
+    assert not (tmp_path / "m" / "card.json").exists()
+    with pytest.raises(ConfigError, match="exactly one of"):
+        aei_batch.evaluate(synth_corpus)
+    with pytest.raises(ConfigError, match="unknown evaluate option 'fold'"):
+        aei_batch.evaluate(synth_corpus, cv=True, fold=3)
