@@ -172,7 +172,7 @@ class RunObserver:
             "status": "failed",
             "source": self.source,
             "output": self.output,
-            "exit_code": int(getattr(exc, "exit_code", 130 if isinstance(exc, KeyboardInterrupt) else 1)),
+            "exit_code": _exit_code(exc),
             "error": _message(exc),
             "files": self.counts.files,
             "files_done": self.counts.done,
@@ -257,6 +257,16 @@ class RunObserver:
             progress_log.info(msg, extra={"run_id": c.run_id, "files_done": c.done, "files": c.files})
         else:
             print(msg, file=sys.stderr, flush=True)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """What the process exits with for `exc`: an AeiError's code, 130 for Ctrl-C, SystemExit's (143 on
+    SIGTERM), else 1."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    return int(getattr(exc, "exit_code", 1))
 
 
 def _message(exc: BaseException) -> str:

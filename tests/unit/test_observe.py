@@ -212,7 +212,12 @@ def test_completion_hook_reports_a_failure_with_its_exit_code(tmp_path):
         obs.failed(None, ModelError("again"))
         assert len(hook.received) == 1
         assert hook.received[0]["status"] == "failed" and hook.received[0]["exit_code"] == 7
+        assert hook.received[0]["run_id"] is None
         assert "no model at m" in hook.received[0]["error"]
+        for exc, code in ((KeyboardInterrupt(), 130), (SystemExit(143), 143), (RuntimeError("bug"), 1)):
+            again = RunObserver(output=str(tmp_path), on_complete=hook.url)
+            again.failed("r", exc)
+            assert hook.received[-1]["exit_code"] == code
     finally:
         hook.close()
 
