@@ -192,8 +192,8 @@ def render_model_card(card: ModelCard) -> str:
         "",
         f"- Source: `{tr.get('source')}`: {tr.get('n_files')} files; {tr.get('n_train')} used for training.",
         f"- Training actors (speakers): {_actors(tr.get('train_actors'))}.",
-        f"- Held out (whole speakers, never seen in training): {_actors(tr.get('holdout_actors'))}, "
-        f"{tr.get('n_heldout')} files.",
+        f"- Held out (whole speakers, never seen in training): {_actors(tr.get('holdout_actors'))} "
+        f"({tr.get('n_heldout')} files).",
     ]
     if tr.get("class_counts"):
         lines.append(

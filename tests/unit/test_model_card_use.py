@@ -86,7 +86,7 @@ def test_model_card_md_has_licence_use_data_and_results(tmp_path):
         "## Intended use",
         "## Out of scope",
         "## Limitations",
-        "Held out (whole speakers, never seen in training): 21, 22, 96 files.",
+        "Held out (whole speakers, never seen in training): 21, 22 (96 files).",
         "| ensemble (default) | speaker-adaptive | 96 | 0.625 | 0.525-0.715 | 0.610 | 0.600 |",
         "| neutral | 0.300 |",
         "Weakest classes: neutral (0.300), calm (0.380).",
