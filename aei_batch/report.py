@@ -20,6 +20,9 @@ def print_run_summary(s: RunSummary) -> None:
     t.add_column()
     t.add_row("source", s.source)
     t.add_row("model", s.model)
+    licence = getattr(s, "model_licence", "")
+    if licence:
+        t.add_row("licence", licence)
     t.add_row("files", str(s.files))
     if s.skipped:
         t.add_row("skipped", f"{s.skipped} (already in the table with this model: --incremental)")
@@ -68,3 +71,10 @@ def print_train_summary(card: ModelCard, model_dir: str) -> None:
             t.add_row(name, "n/a", "", "", "", str(art.params.get("fit_seconds")))
     console.print(t)
     console.print(f"model directory: {model_dir} (version {card.model_version}; * = default model)")
+    from aei_batch.models.model_card import MODEL_CARD_MD, licence_line
+
+    licence = licence_line(card)
+    if licence:
+        console.print(f"licence: {licence}")
+    if card.licence or card.use:
+        console.print(f"model card: {model_dir.rstrip('/')}/{MODEL_CARD_MD} (intended use, limitations)")

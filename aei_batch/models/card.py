@@ -47,6 +47,10 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     format: int = CARD_FORMAT
+    # For people (aei_batch/models/model_card.py, MODEL_CARD.md): the licence the training data imposes on
+    # the model, and its intended use, out-of-scope uses and limitations. Empty on cards written before.
+    licence: dict[str, Any] = field(default_factory=dict)
+    use: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

@@ -17,6 +17,7 @@ from aei_batch.config import ScoreOptions
 from aei_batch.errors import ConfigError, InputNotFoundError, StorageError
 from aei_batch.io import storage
 from aei_batch.io.sinks.router import OutputRouter
+from aei_batch.models.model_card import licence_line
 from aei_batch.records import COL, STATUS_ERROR, FileRef
 from aei_batch.scoring.rows import RunContext, refs_to_table
 from aei_batch.scoring.stage import ScoreStage
@@ -45,7 +46,7 @@ def _progress(total: int, enabled: bool) -> Any:
         total=total,
         unit="file",
         desc="scoring",
-        disable=not enabled,
+        disable=not enabled or not sys.stderr.isatty(),  # no TTY (Ray job logs): observe's progress lines
         file=sys.stderr,
         dynamic_ncols=True,
         mininterval=0.5,
@@ -54,16 +55,24 @@ def _progress(total: int, enabled: bool) -> Any:
 
 def run_score(opts: ScoreOptions) -> RunSummary:
     """Score every file under `opts.source` into the table at `opts.output`. Raises AeiError subclasses."""
+    from aei_batch.observe import RunObserver
     from aei_batch.runtime.runners import Runtime
 
     t0 = time.perf_counter()
+    observer = RunObserver.from_options(opts)  # checks --metrics / --on-complete / --lineage first
     with _terminate_cleanly():
         early = Runtime("ray", opts.workers) if opts.runner == "ray" else None
         if early is not None:  # an embedded Ray's start (seconds) overlaps listing and the model load
             early.start_early(warm_modules=WARM_MODULES)
         try:
-            return _run_score(opts, t0, early)
+            summary = _run_score(opts, t0, early, observer)
+            observer.completed(summary)
+            return summary
+        except BaseException as exc:
+            observer.failed(observer.run_id, exc)
+            raise
         finally:
+            observer.close()
             if early is not None:
                 early.close()
 
@@ -94,7 +103,7 @@ def _terminate_cleanly() -> Iterator[None]:
 WARM_MODULES = ("aei_batch.scoring.stage", "aei_batch.models.loader")
 
 
-def _run_score(opts: ScoreOptions, t0: float, early: Any) -> RunSummary:
+def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunSummary:
     from aei_batch.models.loader import load_model
     from aei_batch.runtime.adapter import StageSpec
     from aei_batch.runtime.runners import Runtime, auto_batch_size, resolve_runner
@@ -129,8 +138,15 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any) -> RunSummary:
     )
     router = OutputRouter(_open_sink(opts, ctx), _open_segments_sink(opts, ctx), _open_frames_sink(opts, ctx))
     refs, skipped = _incremental(opts, router.predictions, refs, model.version)
-    counts = _Counts()
+    counts = _Counts(observer)
     n_files = len(refs)
+    observer.started(
+        run_id=ctx.run_id,
+        source=opts.source,
+        output=opts.output,
+        model=f"{model.name} {model.version}",
+        files=n_files,
+    )
     batch_size = opts.batch_size or auto_batch_size([r.size for r in refs])
     bar = _progress(n_files, opts.progress)
     batches = 0
@@ -152,34 +168,40 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any) -> RunSummary:
         if router.rows != n_files:
             raise RuntimeError(f"{n_files} files listed but {router.rows} rows produced; nothing committed")
         _test_pause("before_commit")
+
+        def summary(destination: str) -> RunSummary:
+            return RunSummary(
+                run_id=ctx.run_id,
+                source=opts.source,
+                destination=destination,
+                files=n_files,
+                scored=n_files - counts.errors_total,
+                errors=counts.errors_total,
+                seconds=time.perf_counter() - t0,
+                error_codes=dict(counts.errors),
+                emotions=dict(counts.emotions),
+                model=f"{model.name} {model.version}",
+                max_error_rate=opts.max_error_rate,
+                skipped=skipped,
+                replaced=router.predictions.replaced,
+                model_licence=licence_line(model.card),
+            )
+
         with _storage_failures_are_systemic("committing the run"):
-            destination = router.commit()
+            destination = router.commit(properties=summary(opts.output).snapshot_properties())
     except BaseException:
         router.abort()
         raise
     finally:
         bar.close()
-    return RunSummary(
-        run_id=ctx.run_id,
-        source=opts.source,
-        destination=destination,
-        files=n_files,
-        scored=n_files - counts.errors_total,
-        errors=counts.errors_total,
-        seconds=time.perf_counter() - t0,
-        error_codes=dict(counts.errors),
-        emotions=dict(counts.emotions),
-        model=f"{model.name} {model.version}",
-        max_error_rate=opts.max_error_rate,
-        skipped=skipped,
-        replaced=router.predictions.replaced,
-    )
+    return summary(destination)
 
 
 class _Counts:
-    """Files written so far, errors by code and emotions (for the summary)."""
+    """Files written so far, errors by code and emotions (for the summary and the run's metrics)."""
 
-    def __init__(self) -> None:
+    def __init__(self, observer: Any) -> None:
+        self.observer = observer
         self.files = 0
         self.errors: Counter[str] = Counter()
         self.emotions: Counter[str] = Counter()
@@ -193,6 +215,7 @@ class _Counts:
         is_err = pc.equal(out[COL.status], STATUS_ERROR)
         self.errors.update(c for c in pc.filter(out[COL.error_code], is_err).to_pylist() if c)
         self.emotions.update(e for e in out[COL.predicted_emotion].to_pylist() if e)
+        self.observer.batch_done(out)
 
 
 class _PendingSpill:

@@ -14,6 +14,7 @@ import numpy as np
 
 from aei_batch.errors import ConfigError
 from aei_batch.models.card import ArtifactInfo, ModelCard, sha256_file, write_card
+from aei_batch.models.model_card import fill_card, write_model_card
 from aei_batch.records import EMOTIONS
 from aei_batch.training.data import LabelledSet
 from aei_batch.training.metrics import classification_report
@@ -157,7 +158,9 @@ def run_train(opts: TrainOptions) -> ModelCard:
     card.options.update(sa_options)
     if params:
         card.training["searched_params"] = params
+    fill_card(card, opts.data, modality="audio", licence=getattr(opts, "data_licence", None))
     write_card(out, card)
+    write_model_card(out, card)
     return card
 
 

@@ -33,6 +33,7 @@ import pyarrow as pa
 from aei_batch.errors import ConfigError, ErrorCode, FileError, InputNotFoundError, StorageError
 from aei_batch.io import storage
 from aei_batch.models.card import ArtifactInfo, ModelCard, sha256_file, write_card
+from aei_batch.models.model_card import fill_card, write_model_card
 from aei_batch.records import EMOTIONS, parse_ravdess_name
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,9 @@ def run_train_video(opts: VideoTrainOptions) -> ModelCard:
     )
     fusion = _fit_fusion(data, test_files, heldout_p.get(default), audio_model)
     card = _card(opts, data, train_files, test_files, artifacts, default, fusion, time.perf_counter() - t0)
+    fill_card(card, opts.data, modality="video", licence=getattr(opts, "data_licence", None))
     write_card(out, card)
+    write_model_card(out, card)
     return card
 
 

@@ -42,13 +42,22 @@ class OutputRouter:
         if self.segments is not None:
             self._keys.append(table.select([COL.uri, COL.etag, COL.model_version]))
 
-    def commit(self) -> str:
-        """Frames, segments, then predictions; returns where the predictions went."""
+    def commit(self, properties: dict[str, str] | None = None) -> str:
+        """Frames, segments, then predictions (with `properties` in its snapshot summary where the table
+        format has one); returns where the predictions went."""
         if self.frames is not None:
             self.frames.commit()
         if self.segments is not None:
             self.segments.commit(pa.concat_tables(self._keys) if self._keys else None)
+        if properties and _accepts_properties(self.predictions.commit):
+            return str(self.predictions.commit(properties=properties))
         return str(self.predictions.commit())
+
+
+def _accepts_properties(fn: Any) -> bool:
+    import inspect
+
+    return "properties" in inspect.signature(fn).parameters
 
     def abort(self) -> None:
         for sink in (self.predictions, self.segments, self.frames):
