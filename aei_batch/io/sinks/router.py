@@ -54,12 +54,13 @@ class OutputRouter:
         return str(self.predictions.commit())
 
 
-def _accepts_properties(fn: Any) -> bool:
-    import inspect
-
-    return "properties" in inspect.signature(fn).parameters
-
     def abort(self) -> None:
         for sink in (self.predictions, self.segments, self.frames):
             if sink is not None:
                 sink.abort()
+
+
+def _accepts_properties(fn: Any) -> bool:
+    import inspect
+
+    return "properties" in inspect.signature(fn).parameters
