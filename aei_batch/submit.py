@@ -1,8 +1,8 @@
 """`aei-batch submit`: run `aei-batch score` / `aei-batch train` on a running Ray cluster (Ray Jobs API).
 
 The local process validates the arguments with the very parser of the target command, ships a local YAML
-config with them (the file does not exist on the cluster: `score` gets its text as a here-document on
-`--config /dev/stdin`, `train` gets the keys as flags), and submits the entrypoint
+config with them (the file does not exist on the cluster: the command gets its text as a here-document
+on `--config /dev/stdin`), and submits the entrypoint
 `python -m aei_batch.cli <command> <args>` with a unique submission id. It then follows the job's logs
 and exits with the job's outcome: 0 when it SUCCEEDED, `ExitCode.JOB_FAILED` (9) when it FAILED or was
 STOPPED (the job's own exit code is named in the message).
@@ -20,11 +20,12 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from aei_batch.config import SubmitOptions as SubmitOptions
 from aei_batch.errors import ConfigError, JobFailedError
 
 SUBMITTABLE = ("score", "train")
@@ -79,7 +80,12 @@ def command_options(command: str) -> set[str]:
     return {o for p in _command(command).params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
 
 
+#: Old config keys -> the option they stand for now (`format` was the table kind in every config).
+_KEY_ALIASES = {"format": "table_format", "model_name": "model"}
+
+
 def _config_param(cmd: Any, key: str) -> Any:
+    key = _KEY_ALIASES.get(key, key)
     long = "--" + key.replace("_", "-")
     for p in cmd.params:
         if (p.name == key and p.param_type_name == "argument") or long in p.opts:
@@ -129,23 +135,40 @@ def _config_tokens(cmd: Any, command: str, config: Mapping[str, Any], given: set
     return tokens
 
 
-def command_args(command: str, args: Sequence[str], config: Mapping[str, Any] | None = None) -> list[str]:
+def command_args(
+    command: str,
+    args: Sequence[str],
+    config: Mapping[str, Any] | None = None,
+    *,
+    shipped: set[str] | None = None,
+) -> list[str]:
     """Validate `args` with `aei-batch <command>`'s own parser, fold `config` under them: canonical args.
 
-    Config keys are the command's option names (`model_dir` or `model-dir`, `format`, `source`...); values
-    given on the command line win, as in `aei-batch score --config`. A key with no such option is a
-    ConfigError. Raises the CLI's usage error (exit 2) for arguments the command would reject.
+    Config keys are the command's option names (`model_dir` or `model-dir`, `table_format`, `source`...);
+    values given on the command line win, as in `aei-batch score --config`. A key with no such option is a
+    ConfigError, and so is a required option (SOURCE, --model-dir, --output; train's --data, --model-dir)
+    found neither in the arguments nor in the config (`shipped`: the keys of a config sent as YAML).
+    Raises the CLI's usage error (exit 2) for arguments the command would reject.
     """
     cmd = _command(command)
     name = f"aei-batch {command}"
     given = set(_explicit(cmd, cmd.make_context(name, list(args), resilient_parsing=True)))
     merged = _config_tokens(cmd, command, config or {}, given) + list(args)
     chosen = _explicit(cmd, cmd.make_context(name, merged))  # strict: unknown options, types, required
+    present = set(chosen) | {k.replace("-", "_") for k in (shipped or set())}
+    missing = [k for k in _REQUIRED.get(command, ()) if k not in present]
+    if missing:
+        flags = ", ".join("SOURCE" if k == "source" else "--" + k.replace("_", "-") for k in missing)
+        raise ConfigError(f"missing {flags}", hint="give them on the command line or in --config")
     tokens: list[str] = []
     for p in cmd.params:  # declaration order: the positional argument comes first
         if p.name in chosen and p.name != "config":
             tokens += _render(p, chosen[p.name])
     return tokens
+
+
+#: Options a submitted command cannot run without (on the command line or in its --config).
+_REQUIRED = {"score": ("source", "model_dir", "output"), "train": ("data", "model_dir")}
 
 
 def load_config(path: Path | None) -> dict[str, Any]:
@@ -175,15 +198,15 @@ def parse_config(text: str, path: Path | str) -> dict[str, Any]:
 def job_args(command: str, args: Sequence[str], config: Path | None) -> tuple[list[str], str | None]:
     """The validated CLI args of the job, and the config text to ship with it (None: folded or absent).
 
-    A command with its own `--config` (score) gets the local file's text verbatim, so the cluster applies
-    exactly the rules of `aei-batch score --config` (blocks such as `catalog:` included); for the others
-    (train) the config is folded into the arguments by `command_args`.
+    A command with its own `--config` (score and train) gets the local file's text verbatim, so the cluster
+    applies exactly the rules of `aei-batch <command> --config` (the same loader; blocks such as `catalog:`
+    included); a command without one would get the config folded into its arguments by `command_args`.
     """
     has_config = any(p.name == "config" for p in _command(command).params)
     if config is not None and has_config:
         text = read_config_text(config)
-        parse_config(text, config)  # fail here, not on the cluster, when it is not a YAML mapping
-        return command_args(command, args), text
+        keys = set(parse_config(text, config))  # fail here, not on the cluster, when it is not a mapping
+        return command_args(command, args, shipped=keys), text
     return command_args(command, args, load_config(config)), None
 
 
@@ -231,20 +254,6 @@ def build_runtime_env(
     if env_vars:
         renv["env_vars"] = env_vars
     return renv
-
-
-@dataclass
-class SubmitOptions:
-    """What `aei-batch submit <command>` takes."""
-
-    command: str
-    args: list[str] = field(default_factory=list)
-    address: str | None = None
-    submission_id: str | None = None
-    working_dir: str | None = None
-    env_keys: list[str] = field(default_factory=list)
-    config: Path | None = None
-    wait: bool = True
 
 
 @dataclass

@@ -3,7 +3,7 @@
     ray job submit --address http://HEAD:8265 --working-dir . -- \\
         python -m jobs.train --config jobs/configs/train.example.yaml [train options]
 
-`aei-batch train` has no --config of its own: the config is folded into its arguments with the same
+The config is folded into `aei-batch train`'s arguments with the same
 code as `aei-batch submit train --config` (aei_batch.submit.command_args; options given here win).
 """
 
