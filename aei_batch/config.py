@@ -337,6 +337,7 @@ def train_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """The command line's train defaults: the best audio setup for audio data, the seed's for video."""
     if all(values.get(k) is not None for k in ("feature_set", "models", "speaker_adaptive")):
         return values
+    TrainOptions(**values)  # types, ranges and required options first, before the data is listed
     from aei_batch.training.video import resolve_modality
 
     audio = resolve_modality(str(values["data"]), str(values.get("modality") or "auto")) == "audio"
@@ -573,10 +574,10 @@ def load_options(
             origins.pop(name, None)
     if "segments" in cls.model_fields:
         values = _segments(values)
-    if finish is not None:
-        values = finish(values)
     token = _ORIGINS.set(origins)
     try:
+        if finish is not None:
+            values = finish(values)
         return cls(**values)
     finally:
         _ORIGINS.reset(token)
