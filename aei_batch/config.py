@@ -501,9 +501,11 @@ def _env_values(cls: type[Options], environ: Mapping[str, str]) -> dict[str, Any
     out: dict[str, Any] = {}
     for name, info in cls.model_fields.items():
         key = ENV_PREFIX + name.upper()
+        text = str(info.annotation)
+        if "dict[" in text:  # mappings (the catalog: block) come from the YAML only
+            continue
         if key in environ and environ[key] != "":
             raw = environ[key]
-            text = str(info.annotation)
             out[name] = _split(raw) if ("list[" in text or "tuple[" in text) else raw
     return out
 
@@ -581,6 +583,20 @@ def load_options(
         return cls(**values)
     finally:
         _ORIGINS.reset(token)
+
+
+def listing_kwargs(opts: ScoreOptions) -> dict[str, Any]:
+    """Keyword arguments of `storage.list_inputs` for these options: `extensions`, and `allowed_roots` once
+    `list_inputs` takes it (checked on its signature, so either side can land first)."""
+    import inspect
+
+    from aei_batch.io import storage
+
+    kwargs: dict[str, Any] = {"extensions": opts.extensions}
+    takes = "allowed_roots" in inspect.signature(storage.list_inputs).parameters
+    if opts.allowed_roots is not None and takes:
+        kwargs["allowed_roots"] = list(opts.allowed_roots)
+    return kwargs
 
 
 def score_keys() -> set[str]:

@@ -278,3 +278,19 @@ def test_help_does_not_import_the_heavy_parts() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_listing_kwargs_pass_allowed_roots_only_where_list_inputs_takes_them() -> None:
+    import inspect
+
+    from aei_batch.config import listing_kwargs
+    from aei_batch.io import storage
+
+    opts = ScoreOptions(**BASE, allowed_roots=["/data", "s3://b/in"], extensions=["wav"])
+    kwargs = listing_kwargs(opts)
+    assert kwargs["extensions"] == [".wav"]
+    takes = "allowed_roots" in inspect.signature(storage.list_inputs).parameters
+    assert ("allowed_roots" in kwargs) == takes
+    if takes:
+        assert kwargs["allowed_roots"] == ["/data", "s3://b/in"]
+    assert "allowed_roots" not in listing_kwargs(ScoreOptions(**BASE))
