@@ -510,6 +510,15 @@ def _env_values(cls: type[Options], environ: Mapping[str, str]) -> dict[str, Any
     return out
 
 
+def _bool(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 def _segments(values: dict[str, Any]) -> dict[str, Any]:
     """Fold `segments` (the mode, or a SegmentConfig) and the flat window keys into one SegmentConfig."""
     seg = values.get("segments")
@@ -523,6 +532,20 @@ def _segments(values: dict[str, Any]) -> dict[str, Any]:
         fields = {k: v for k, v in seg.as_dict().items()}
     elif isinstance(seg, dict):
         fields = {"mode": "auto", **seg}
+    for key, value in flat.items():
+        kind: type = bool if key == "per_channel" else float
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            continue
+        if kind is bool and isinstance(value, bool):
+            continue
+        try:
+            flat[key] = float(value) if kind is float and isinstance(value, str) else _bool(value)
+        except (TypeError, ValueError):
+            what = "a number" if kind is float else "true or false"
+            raise ConfigError(
+                f"--{key.replace('_', '-')}: {value!r} is not valid: it must be {what}",
+                hint="fix the value (see `aei-batch score --help` or docs/SEGMENTS.md)",
+            ) from None
     fields.update(flat)
     try:
         values["segments"] = SegmentConfig(**fields)

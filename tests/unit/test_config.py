@@ -157,6 +157,8 @@ def test_old_config_keys_still_work(tmp_path: Path, capsys: pytest.CaptureFixtur
         ("workers: 0", "--workers must be at least 1, got 0"),
         ("incremental: maybe", "--incremental (incremental in "),
         ("window_s: 100", "--window-s must be between 0.5 and 60 seconds"),
+        ("hop_s: abc", "--hop-s: 'abc' is not valid: it must be a number"),
+        ("per_channel: maybe", "--per-channel: 'maybe' is not valid: it must be true or false"),
     ],
 )
 def test_wrong_types_in_the_config_name_the_option_and_value(
