@@ -206,8 +206,34 @@ def job_args(command: str, args: Sequence[str], config: Path | None) -> tuple[li
     if config is not None and has_config:
         text = read_config_text(config)
         keys = set(parse_config(text, config))  # fail here, not on the cluster, when it is not a mapping
-        return command_args(command, args, shipped=keys), text
+        tokens = command_args(command, args, shipped=keys)
+        check_config_values(command, config, tokens)
+        return tokens, text
     return command_args(command, args, load_config(config)), None
+
+
+def check_config_values(command: str, config: Path, tokens: Sequence[str]) -> None:
+    """Validate a config that travels as YAML with the command's own options model, here and now.
+
+    The keys and the types of the values are checked as the cluster's loader will check them (exit 4 before
+    anything is sent, not a FAILED job); required options given on the command line, and keys the command
+    line overrides, are left to the cluster. Paths are not looked at: they are read on the cluster.
+    """
+    from aei_batch.config import ScoreOptions, TrainOptions, load_options
+
+    models: dict[str, Any] = {"score": ScoreOptions, "train": TrainOptions}
+    cls = models.get(command)
+    if cls is None:
+        return
+    cmd = _command(command)
+    given = set(_explicit(cmd, cmd.make_context(f"aei-batch {command}", list(tokens))))
+    stand_in = {n: "s3://stand-in/x" for n, f in cls.model_fields.items() if f.is_required()}
+
+    def fill(values: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in values.items() if k not in given or k in stand_in}
+        return {**stand_in, **kept}
+
+    load_options(cls, flags={}, config=config, environ={}, finish=fill)
 
 
 def build_entrypoint(command: str, args: Sequence[str], config_text: str | None = None) -> str:

@@ -228,3 +228,17 @@ def test_job_wrappers_build_the_cli_arguments() -> None:
     assert ("--incremental" in command_options("score")) == (
         "--incremental" in nightly.cli_args(["--config", ncfg])
     )
+
+
+def test_shipped_config_values_are_checked_before_submission(tmp_path: Path) -> None:
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("source: /in\nmodel_dir: /m\noutput: /t\nworkers: two\n")
+    with pytest.raises(ConfigError, match=r"--workers \(workers in .*\): 'two' is not valid"):
+        job_args("score", [], cfg)
+    assert job_args("score", ["--workers", "3"], cfg)[0] == ["--workers", "3"]  # the flag overrides it
+    cfg.write_text("source: /in\nmodel_dir: /m\noutput: /t\nbatchsize: 8\n")
+    with pytest.raises(ConfigError, match="unknown key in config"):
+        job_args("score", [], cfg)
+    cfg.write_text("data: /d\nmodel_dir: /m\nseed: x\n")
+    with pytest.raises(ConfigError, match=r"--seed \(seed in "):
+        job_args("train", [], cfg)
