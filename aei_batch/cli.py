@@ -367,7 +367,8 @@ def timeline(
                 fg=typer.colors.YELLOW,
                 err=True,
             )
-            values = {**values, "output": values.pop("table")}
+            values = dict(values)
+            values["output"] = values.pop("table")
         return values
 
     def body() -> int:

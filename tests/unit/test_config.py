@@ -296,3 +296,14 @@ def test_listing_kwargs_pass_allowed_roots_only_where_list_inputs_takes_them() -
     if takes:
         assert kwargs["allowed_roots"] == ["/data", "s3://b/in"]
     assert "allowed_roots" not in listing_kwargs(ScoreOptions(**BASE))
+
+
+def test_timeline_old_table_location_spelling(tmp_path: Path) -> None:
+    empty = tmp_path / "table"
+    empty.mkdir()
+    for flag in ("--table", "-t"):
+        res = _cli("timeline", "x.wav", flag, str(empty), "--table-format", "parquet")
+        assert res.exit_code == ExitCode.INPUT_NOT_FOUND, res.output  # read as the location: no segments
+        assert "no segments for 'x.wav'" in res.output and "is deprecated: use -o/--output" in res.output
+    res = _cli("timeline", "x.wav", "-o", str(empty), "--table", "aei.segments", "--table-format", "parquet")
+    assert res.exit_code == ExitCode.INPUT_NOT_FOUND and "deprecated" not in res.output
