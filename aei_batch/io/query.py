@@ -153,7 +153,9 @@ def table_files(root: str, *, suffix: str = "", depth: int | None = None) -> lis
 
 
 def _local_root(location: str) -> str:
-    return os.path.abspath(location.removeprefix("file://")).rstrip("/")
+    """An absolute local path from a folder or a file: URI (file:///x, file:/x)."""
+    path = urlsplit(location).path if location.startswith("file:") else location
+    return os.path.abspath(path).rstrip("/")
 
 
 def _source(opts: QueryOptions) -> tuple[str | None, str, list[str] | None]:
@@ -210,9 +212,9 @@ def open_views(opts: QueryOptions) -> Any:
     )
     if files is None:  # object storage: no links, the table's prefix
         con.execute(f"SET allowed_directories = [{_quote(location + '/')}]")
-    elif files:  # DuckDB compares the names as given: the plain path and the file:// URI Iceberg records
-        names = [n for f in files for n in (f, "file://" + f)]
-        con.execute("SET allowed_paths = [" + ", ".join(_quote(n) for n in names) + "]")
+    elif files:  # DuckDB compares the names as given: the plain path and the file:// URI metadata may hold
+        # A parameter, not a literal list: a long literal list parses in more than linear time.
+        con.execute("SET allowed_paths = $1", [[n for f in files for n in (f, "file://" + f)]])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
