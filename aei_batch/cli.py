@@ -456,9 +456,9 @@ def train(
     _setup_logging(verbose)
 
     def body() -> int:
-        from aei_batch.config import TrainOptions, load_options, train_defaults
+        from aei_batch.config import TrainOptions, load_options
         from aei_batch.report import print_train_summary
-        from aei_batch.training.train import run_train
+        from aei_batch.training.train import run_train, train_defaults
 
         flags = {
             "data": data,

@@ -286,7 +286,8 @@ class ScoreOptions(Options):
 
 class TrainOptions(Options):
     """Everything `aei-batch train` takes. The command line fills feature_set, models and speaker_adaptive
-    from the data's modality when they are not given (`train_defaults`); these defaults are the seed's."""
+    from the data's modality when they are not given (`training.train.train_defaults`); these defaults are
+    the seed's."""
 
     FLAGS: ClassVar[dict[str, str]] = {"progress": "--no-progress", "speaker_adaptive": "--speaker-adaptive"}
 
@@ -331,24 +332,6 @@ class TrainOptions(Options):
         if not self.models:
             raise ConfigError("--models is empty", hint="name at least one model (docs/MODELS.md)")
         return self
-
-
-def train_defaults(values: dict[str, Any]) -> dict[str, Any]:
-    """The command line's train defaults: the best audio setup for audio data, the seed's for video."""
-    if all(values.get(k) is not None for k in ("feature_set", "models", "speaker_adaptive")):
-        return values
-    TrainOptions(**values)  # types, ranges and required options first, before the data is listed
-    from aei_batch.training.video import resolve_modality
-
-    audio = resolve_modality(str(values["data"]), str(values.get("modality") or "auto")) == "audio"
-    out = dict(values)
-    if out.get("feature_set") is None:
-        out["feature_set"] = BEST_FEATURE_SET if audio else "seed_mfcc157"
-    if out.get("models") is None:
-        out["models"] = BEST_MODELS if audio else SEED_MODEL_NAMES
-    if out.get("speaker_adaptive") is None:
-        out["speaker_adaptive"] = audio
-    return out
 
 
 class EvaluateOptions(Options):

@@ -18,7 +18,6 @@ from aei_batch.config import (
     SEED_MODEL_NAMES,
     TrainOptions,
     parse_actors,
-    train_defaults,
 )
 from aei_batch.errors import ConfigError
 from aei_batch.models.card import ArtifactInfo, ModelCard, sha256_file, write_card
@@ -37,14 +36,34 @@ __all__ = [
     "audio_defaults",
     "parse_actors",
     "run_train",
+    "train_defaults",
 ]
+
+
+def train_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The command line's train defaults (a `load_options` finisher): the best audio setup for audio data,
+    the seed's names for video (which maps them to its own models). Options given anywhere are kept."""
+    if all(values.get(k) is not None for k in ("feature_set", "models", "speaker_adaptive")):
+        return values
+    TrainOptions(**values)  # types, ranges and required options first, before the data is listed
+    from aei_batch.training.video import resolve_modality
+
+    audio = resolve_modality(str(values["data"]), str(values.get("modality") or "auto")) == "audio"
+    out = dict(values)
+    if out.get("feature_set") is None:
+        out["feature_set"] = BEST_FEATURE_SET if audio else "seed_mfcc157"
+    if out.get("models") is None:
+        out["models"] = BEST_MODELS if audio else SEED_MODEL_NAMES
+    if out.get("speaker_adaptive") is None:
+        out["speaker_adaptive"] = audio
+    return out
 
 
 def audio_defaults(
     data: str, modality: str, feature_set: str | None, models: str | None, speaker_adaptive: bool | None
 ) -> tuple[str, tuple[str, ...], bool]:
     """CLI defaults: the best audio configuration for audio data; the seed's names otherwise (video maps
-    them to its own models). Kept for callers of the old API; the CLI uses `config.train_defaults`."""
+    them to its own models). Kept for callers of the old API; the CLI uses `train_defaults`."""
     values = train_defaults(
         {
             "data": data,
