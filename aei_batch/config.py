@@ -448,7 +448,8 @@ class TimelineOptions(Options):
 
 
 class SubmitOptions(Options):
-    """What `aei-batch submit <command>` takes."""
+    """What `aei-batch submit <command>` takes; `args` are the command's arguments as validated by
+    `aei_batch.cli.job_args`."""
 
     command: str
     args: list[str] = Field(default_factory=list)
@@ -456,7 +457,8 @@ class SubmitOptions(Options):
     submission_id: str | None = None
     working_dir: str | None = None
     env_keys: list[str] = Field(default_factory=list)
-    config: Path | None = None
+    config: Path | None = None  # the local YAML (already folded into `args` or carried as `config_text`)
+    config_text: str | None = None  # the YAML shipped verbatim on `--config /dev/stdin`
     wait: bool = True
 
 

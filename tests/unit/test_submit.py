@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from aei_batch.cli import command_args, command_options, job_args
 from aei_batch.errors import ConfigError, ExitCode, JobFailedError
 from aei_batch.submit import (
     JobOutcome,
     build_entrypoint,
     build_runtime_env,
     check_submission_id,
-    command_args,
-    command_options,
-    job_args,
     new_submission_id,
     raise_for_outcome,
     resolve_address,
