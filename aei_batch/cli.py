@@ -24,7 +24,9 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 app = typer.Typer(
     name="aei-batch",
     help="Read emotion from speech (and faces) in many files at once: Ray fans out, a table collects one row "
-    "per file.\n\nExit codes: 0 ok, 3 error share over --max-error-rate, 4 bad configuration, 5 input not "
+    "per file.\n\nOptions come from flags, then --config YAML, then AEI_<OPTION> environment variables, "
+    "then defaults; each option name means the same in every command (docs/CONFIG.md).\n\n"
+    "Exit codes: 0 ok, 3 error share over --max-error-rate, 4 bad configuration, 5 input not "
     "found, 6 credentials rejected, 7 model missing/corrupt/mismatched, 8 storage unreachable, 9 submitted "
     "job failed.",
     no_args_is_help=True,
