@@ -1,9 +1,10 @@
 """`aei-batch submit`: run `aei-batch score` / `aei-batch train` on a running Ray cluster (Ray Jobs API).
 
-The local process validates the arguments with the very parser of the target command, ships a local YAML
-config with them (the file does not exist on the cluster: `score` gets its text as a here-document on
-`--config /dev/stdin`, `train` gets the keys as flags), and submits the entrypoint
-`python -m aei_batch.cli <command> <args>` with a unique submission id. It then follows the job's logs
+The command line (`aei_batch.cli`: `job_args`) first validates the arguments with the very parser of the
+target command and checks a local YAML config with the command's options model; this module ships the
+config with them (the file does not exist on the cluster: the command gets its text as a here-document on
+`--config /dev/stdin`) and submits the entrypoint `python -m aei_batch.cli <command> <args>` with a unique
+submission id. (It never imports the CLI: the CLI imports it.) It then follows the job's logs
 and exits with the job's outcome: 0 when it SUCCEEDED, `ExitCode.JOB_FAILED` (9) when it FAILED or was
 STOPPED (the job's own exit code is named in the message).
 
@@ -20,11 +21,12 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from aei_batch.config import SubmitOptions as SubmitOptions
 from aei_batch.errors import ConfigError, JobFailedError
 
 SUBMITTABLE = ("score", "train")
@@ -63,91 +65,6 @@ def resolve_address(address: str | None, environ: Mapping[str, str] = os.environ
     return addr
 
 
-def _command(command: str) -> Any:
-    """The click command behind `aei-batch <command>` (the single source of its options)."""
-    import typer.main
-
-    from aei_batch.cli import app
-
-    if command not in SUBMITTABLE:
-        raise ConfigError(f"cannot submit {command!r}", hint=f"submit one of: {', '.join(SUBMITTABLE)}")
-    return typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
-
-
-def command_options(command: str) -> set[str]:
-    """The long option names of `aei-batch <command>` (e.g. to pass a flag only where it exists)."""
-    return {o for p in _command(command).params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
-
-
-def _config_param(cmd: Any, key: str) -> Any:
-    long = "--" + key.replace("_", "-")
-    for p in cmd.params:
-        if (p.name == key and p.param_type_name == "argument") or long in p.opts:
-            return p
-    return None
-
-
-def _render(param: Any, value: Any) -> list[str]:
-    """One parameter value -> command-line tokens."""
-    if param.param_type_name == "argument":
-        return [str(value)]
-    if getattr(param, "is_flag", False) and isinstance(value, bool):
-        if value:
-            return [param.opts[0]]
-        return [param.secondary_opts[0]] if param.secondary_opts else []
-    values = value if param.multiple else [value]
-    out: list[str] = []
-    for v in values:
-        out += [param.opts[0], ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)]
-    return out
-
-
-def _explicit(cmd: Any, ctx: Any) -> dict[str, Any]:
-    """Parameters given on the command line (or by env var), by name."""
-    chosen: dict[str, Any] = {}
-    for p in cmd.params:  # typer vendors click: compare the ParameterSource by name
-        source = ctx.get_parameter_source(p.name)
-        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            chosen[p.name] = ctx.params[p.name]
-    return chosen
-
-
-def _config_tokens(cmd: Any, command: str, config: Mapping[str, Any], given: set[str]) -> list[str]:
-    """Command-line tokens for the config's keys that the command line did not give."""
-    tokens: list[str] = []
-    for raw_key, value in config.items():
-        key = str(raw_key).replace("-", "_")
-        param = _config_param(cmd, key)
-        if param is None or param.name == "config":
-            names = sorted(o[2:].replace("-", "_") for p in cmd.params for o in p.opts if o.startswith("--"))
-            raise ConfigError(
-                f"config key {raw_key!r} is not an option of `aei-batch {command}`",
-                hint=f"use one of: source, {', '.join(n for n in names if n != 'config')}",
-            )
-        if param.name not in given and value is not None:
-            tokens += _render(param, value)
-    return tokens
-
-
-def command_args(command: str, args: Sequence[str], config: Mapping[str, Any] | None = None) -> list[str]:
-    """Validate `args` with `aei-batch <command>`'s own parser, fold `config` under them: canonical args.
-
-    Config keys are the command's option names (`model_dir` or `model-dir`, `format`, `source`...); values
-    given on the command line win, as in `aei-batch score --config`. A key with no such option is a
-    ConfigError. Raises the CLI's usage error (exit 2) for arguments the command would reject.
-    """
-    cmd = _command(command)
-    name = f"aei-batch {command}"
-    given = set(_explicit(cmd, cmd.make_context(name, list(args), resilient_parsing=True)))
-    merged = _config_tokens(cmd, command, config or {}, given) + list(args)
-    chosen = _explicit(cmd, cmd.make_context(name, merged))  # strict: unknown options, types, required
-    tokens: list[str] = []
-    for p in cmd.params:  # declaration order: the positional argument comes first
-        if p.name in chosen and p.name != "config":
-            tokens += _render(p, chosen[p.name])
-    return tokens
-
-
 def load_config(path: Path | None) -> dict[str, Any]:
     """A local YAML mapping of option names to values (empty when no path)."""
     return parse_config(read_config_text(path), path) if path is not None else {}
@@ -170,21 +87,6 @@ def parse_config(text: str, path: Path | str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of option names to values")
     return data
-
-
-def job_args(command: str, args: Sequence[str], config: Path | None) -> tuple[list[str], str | None]:
-    """The validated CLI args of the job, and the config text to ship with it (None: folded or absent).
-
-    A command with its own `--config` (score) gets the local file's text verbatim, so the cluster applies
-    exactly the rules of `aei-batch score --config` (blocks such as `catalog:` included); for the others
-    (train) the config is folded into the arguments by `command_args`.
-    """
-    has_config = any(p.name == "config" for p in _command(command).params)
-    if config is not None and has_config:
-        text = read_config_text(config)
-        parse_config(text, config)  # fail here, not on the cluster, when it is not a YAML mapping
-        return command_args(command, args), text
-    return command_args(command, args, load_config(config)), None
 
 
 def build_entrypoint(command: str, args: Sequence[str], config_text: str | None = None) -> str:
@@ -231,20 +133,6 @@ def build_runtime_env(
     if env_vars:
         renv["env_vars"] = env_vars
     return renv
-
-
-@dataclass
-class SubmitOptions:
-    """What `aei-batch submit <command>` takes."""
-
-    command: str
-    args: list[str] = field(default_factory=list)
-    address: str | None = None
-    submission_id: str | None = None
-    working_dir: str | None = None
-    env_keys: list[str] = field(default_factory=list)
-    config: Path | None = None
-    wait: bool = True
 
 
 @dataclass
@@ -311,8 +199,8 @@ def submit(opts: SubmitOptions, out: IO[str] = sys.stdout, err: IO[str] = sys.st
     """Submit, follow the logs to `out`, return 0 on success; raise JobFailedError on failure."""
     address = resolve_address(opts.address)
     sid = check_submission_id(opts.submission_id) if opts.submission_id else new_submission_id(opts.command)
-    args, config_text = job_args(opts.command, opts.args, opts.config)
-    entrypoint = build_entrypoint(opts.command, args, config_text)
+    config_text = opts.config_text
+    entrypoint = build_entrypoint(opts.command, opts.args, config_text)
     runtime_env = build_runtime_env(opts.working_dir, opts.env_keys)
     client = _client(address)
     from aei_batch import __version__

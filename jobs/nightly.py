@@ -27,8 +27,8 @@ def _run_date(text: str) -> date:
 
 def cli_args(argv: Sequence[str], supported: set[str] | None = None) -> list[str]:
     """The `aei-batch` arguments of tonight's run; `supported` = score's long options (default: asked)."""
+    from aei_batch.cli import command_options
     from aei_batch.errors import ConfigError
-    from aei_batch.submit import command_options
 
     parser = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", type=Path, required=True, help="YAML of `aei-batch score` options")

@@ -3,8 +3,8 @@
     ray job submit --address http://HEAD:8265 --working-dir . -- \\
         python -m jobs.train --config jobs/configs/train.example.yaml [train options]
 
-`aei-batch train` has no --config of its own: the config is folded into its arguments with the same
-code as `aei-batch submit train --config` (aei_batch.submit.command_args; options given here win).
+The config is folded into `aei-batch train`'s arguments with the same
+code as `aei-batch submit train --config` (aei_batch.cli.command_args; options given here win).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 
 def cli_args(argv: Sequence[str]) -> list[str]:
     """The `aei-batch` arguments this job runs (raises ConfigError for a config key `train` lacks)."""
-    from aei_batch.submit import command_args, load_config
+    from aei_batch.cli import command_args
+    from aei_batch.submit import load_config
 
     parser = argparse.ArgumentParser(prog="python -m jobs.train", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", type=Path, required=True, help="YAML of `aei-batch train` options")

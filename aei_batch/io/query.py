@@ -6,11 +6,21 @@ Two views are defined before the user's SQL runs:
   the Hive-partitioned files),
 * ``latest``: one row per (uri, model_version), the one with the latest ``scored_at``.
 
-Read-only, in three layers: only a single SELECT (or WITH ... SELECT) statement is accepted; DuckDB runs
-in memory with external access switched off except for the table's own location (``allowed_directories``),
-and the configuration is locked so SQL cannot switch it back. Iceberg is read through `iceberg_scan` of one
-metadata file, so no catalog with a write path is ever attached. DuckDB extensions load offline from the
-`duckdb-ext-*` wheels. S3 credentials go into a DuckDB secret, which DuckDB redacts when listed.
+Read-only, in three layers (measured on DuckDB 1.4.4, tests/integration/test_query_guard.py):
+
+1. the SQL: exactly one statement, of DuckDB's SELECT type, whose first word is SELECT, WITH, FROM, VALUES,
+   TABLE, DESCRIBE, SHOW or SUMMARIZE (DuckDB types `PRAGMA x` as a SELECT: the first word catches it);
+   PRAGMA, ATTACH, COPY, INSTALL, LOAD, SET, CALL, EXPORT... are refused before anything runs;
+2. the files: DuckDB runs in memory with external access switched off. A local table is opened through
+   ``allowed_paths``: the exact list of the regular files inside the table's folder, found without following
+   symbolic links (``allowed_directories`` is a string prefix: DuckDB would follow a link inside the folder
+   to any file of the machine). Its temporary directory is off, so DuckDB's default `.tmp/` entry, relative
+   to the working directory, is not allowed either. An s3:// table is allowed by its prefix;
+3. the configuration is locked, so SQL cannot switch any of it back.
+
+Iceberg is read through `iceberg_scan` of one metadata file, so no catalog with a write path is ever
+attached. DuckDB extensions load offline from the `duckdb-ext-*` wheels. S3 credentials go into a DuckDB
+secret, which DuckDB redacts when listed.
 """
 
 from __future__ import annotations
@@ -18,31 +28,25 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import stat
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from aei_batch.config import QUERY_OUTPUT_FORMATS, QueryOptions
 from aei_batch.errors import ConfigError, InputNotFoundError
 from aei_batch.io import storage, tables
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
 
-OUTPUT_FORMATS = ("table", "csv", "json")
+__all__ = ["QueryOptions", "check_read_only", "connect", "open_views", "print_result", "run_query"]
+
+OUTPUT_FORMATS = QUERY_OUTPUT_FORMATS
 EXTENSIONS = ("avro", "iceberg", "httpfs")
-
-
-@dataclass
-class QueryOptions:
-    """Where the table is (the same settings `score` was given)."""
-
-    output: str
-    table_format: str = tables.DEFAULT_FORMAT
-    catalog_uri: str | None = None
-    catalog: Mapping[str, Any] | None = None
-    table: str | None = None
+#: The first word of an accepted statement (all of them are read-only queries in DuckDB).
+_PARQUET_ARGS = "hive_partitioning = false, union_by_name = true"
+FIRST_WORDS = ("SELECT", "WITH", "FROM", "VALUES", "TABLE", "DESCRIBE", "SHOW", "SUMMARIZE")
 
 
 def extension_directory() -> str:
@@ -65,6 +69,7 @@ def connect() -> Any:
             "extension_directory": extension_directory(),
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
+            "temp_directory": "",  # no spilling: and no `.tmp/` (relative to the cwd) in allowed_directories
         }
     )
     for ext in EXTENSIONS:
@@ -82,9 +87,12 @@ def check_read_only(sql: str) -> str:
         raise ConfigError(f"cannot parse the SQL: {exc}") from None
     if len(statements) != 1:
         raise ConfigError(f"give exactly one SQL statement, got {len(statements)}")
-    if statements[0].type.name != "SELECT":
+    words = [sql[pos:].split(None, 1)[0] for pos, kind in duckdb.tokenize(sql) if kind.name != "comment"]
+    first = words[0].rstrip(";").upper() if words else ""
+    kind = statements[0].type.name
+    if kind != "SELECT" or first.lstrip("(") not in FIRST_WORDS and first != "(":
         raise ConfigError(
-            f"only SELECT queries are allowed (got {statements[0].type.name})",
+            f"only SELECT queries are allowed (got {first or kind})",
             hint="aei-batch query is read-only; the table is written by `aei-batch score` only",
         )
     return sql
@@ -121,17 +129,54 @@ def _quote(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _source(opts: QueryOptions) -> tuple[str | None, str]:
-    """(SQL expression reading the table, or None for an empty table; the location to allow)."""
+def table_files(root: str, *, suffix: str = "", depth: int | None = None) -> list[str]:
+    """The regular files under the local folder `root`, found without following symbolic links.
+
+    Links (to files or folders), FIFOs and devices are left out, so nothing they point at can be opened
+    through the list. `depth` limits how many folder levels below `root` are walked (None: all).
+    """
+    root = root.rstrip("/") or "/"
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        level = 0 if folder == root else folder[len(root) :].strip("/").count("/") + 1
+        if depth is not None and level >= depth:
+            dirs[:] = []
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) and path.endswith(suffix):
+                found.append(path)
+    return sorted(found)
+
+
+def _local_root(location: str) -> str:
+    """An absolute local path from a folder or a file: URI (file:///x, file:/x)."""
+    path = urlsplit(location).path if location.startswith("file:") else location
+    return os.path.abspath(path).rstrip("/")
+
+
+def _source(opts: QueryOptions) -> tuple[str | None, str, list[str] | None]:
+    """(SQL expression reading the table, or None for an empty table; its location; for a local table,
+    the exact files DuckDB may open)."""
     tables.validate_format(opts.table_format)
     if opts.table_format == tables.FORMAT_PARQUET:
-        root = opts.output.rstrip("/")
-        if not storage.is_s3(root) and not os.path.isdir(root):
+        if storage.is_s3(opts.output):
+            root = opts.output.rstrip("/")
+            glob = f"{root}/run_date=*/*.parquet"
+            return f"read_parquet({_quote(glob)}, {_PARQUET_ARGS})", root, None
+        root = _local_root(opts.output)
+        if not os.path.isdir(root):
             raise InputNotFoundError(
                 f"no Parquet table at {root}", hint="check --output (the `score` output)"
             )
-        glob = f"{root}/run_date=*/*.parquet"
-        return f"read_parquet({_quote(glob)}, hive_partitioning = false, union_by_name = true)", root + "/"
+        parts = [p for p in table_files(root, suffix=".parquet", depth=2) if "/run_date=" in p[len(root) :]]
+        if not parts:
+            return None, root, []
+        listed = "[" + ", ".join(_quote(p) for p in parts) + "]"
+        return f"read_parquet({listed}, {_PARQUET_ARGS})", root, parts
     from aei_batch.io.sinks.iceberg import open_table
 
     settings = tables.resolve_catalog(
@@ -143,10 +188,11 @@ def _source(opts: QueryOptions) -> tuple[str | None, str]:
             f"no Iceberg table {settings.table} in the catalog for {opts.output}",
             hint="run `aei-batch score` first, or check --output/--catalog-uri/--table",
         )
-    location = table.location().rstrip("/") + "/"
+    location = table.location().rstrip("/")
+    files = None if storage.is_s3(location) else table_files(_local_root(location))
     if table.current_snapshot() is None:
-        return None, location
-    return f"iceberg_scan({_quote(table.metadata_location)})", location
+        return None, location, files
+    return f"iceberg_scan({_quote(table.metadata_location)})", location, files
 
 
 def open_views(opts: QueryOptions) -> Any:
@@ -155,7 +201,7 @@ def open_views(opts: QueryOptions) -> Any:
     is_s3 = storage.is_s3(opts.output) or storage.is_s3(str((opts.catalog or {}).get("warehouse", "")))
     if is_s3:
         _s3_secret(con)
-    source, location = _source(opts)
+    source, location, files = _source(opts)
     if source is None:
         con.register("_empty_predictions", PREDICTIONS_SCHEMA.empty_table())
         source = "_empty_predictions"
@@ -164,8 +210,11 @@ def open_views(opts: QueryOptions) -> Any:
         f"CREATE VIEW latest AS SELECT * FROM predictions QUALIFY row_number() OVER "
         f"(PARTITION BY {COL.uri}, {COL.model_version} ORDER BY {COL.scored_at} DESC, {COL.run_id} DESC) = 1"
     )
-    local = location if storage.is_s3(location) else os.path.abspath(location.removeprefix("file://")) + "/"
-    con.execute(f"SET allowed_directories = [{_quote(local)}]")
+    if files is None:  # object storage: no links, the table's prefix
+        con.execute(f"SET allowed_directories = [{_quote(location + '/')}]")
+    elif files:  # DuckDB compares the names as given: the plain path and the file:// URI metadata may hold
+        # A parameter, not a literal list: a long literal list parses in more than linear time.
+        con.execute("SET allowed_paths = $1", [[n for f in files for n in (f, "file://" + f)]])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
@@ -197,7 +246,7 @@ def print_result(result: pa.Table, fmt: str = "table", *, max_rows: int = 1000) 
         import pyarrow.csv as pacsv
 
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(result, sink)
+        pacsv.write_csv(_flat(result), sink)
         sys.stdout.write(redact(sink.getvalue().to_pybytes().decode()))
         return
     if fmt == "json":
@@ -221,3 +270,16 @@ def print_result(result: pa.Table, fmt: str = "table", *, max_rows: int = 1000) 
             )
         )
     Console().print(show)
+
+
+def _flat(result: pa.Table) -> pa.Table:
+    """Nested columns (lists, structs, maps) as JSON text: CSV has no cell type for them."""
+    cols = []
+    for col in result.columns:
+        if pa.types.is_nested(col.type):
+            text = [
+                None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in col.to_pylist()
+            ]
+            col = pa.array(text, type=pa.string())
+        cols.append(col)
+    return pa.table(cols, names=result.column_names)

@@ -11,7 +11,7 @@ import numpy as np
 from aei_batch.training.data import LabelledSet
 
 if TYPE_CHECKING:
-    from aei_batch.training.train import TrainOptions
+    from aei_batch.config import TrainOptions
 
 log = logging.getLogger(__name__)
 

@@ -12,46 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aei_batch.config import EvalOptions
+from aei_batch.config import EvaluateOptions as EvaluateOptions
 from aei_batch.errors import ConfigError
 from aei_batch.records import COL, EMOTIONS, PROB_COLUMNS
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalOptions:
-    report_dir: str
-    data: str | None = None
-    model_dir: str | None = None
-    model_name: str | None = None
-    cv: bool = False
-    predictions: str | None = None
-    table_format: str = "parquet"
-    feature_set: str = "rich_audio"
-    models: tuple[str, ...] = ("ensemble",)
-    speaker_adaptive: bool = True
-    min_speaker_files: int = 10
-    folds: int = 5
-    seed: int = 0
-    runner: str = "ray"
-    cache_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        modes = [bool(self.model_dir), self.cv, bool(self.predictions)]
-        if sum(modes) != 1:
-            raise ConfigError(
-                "evaluate needs exactly one of --model-dir, --cv or --predictions",
-                hint="e.g. `aei-batch evaluate DATA --model-dir M`, `aei-batch evaluate DATA --cv`",
-            )
-        if (self.model_dir or self.cv) and not self.data:
-            raise ConfigError("evaluate needs DATA (labelled RAVDESS-named audio) with --model-dir or --cv")
 
 
 def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
@@ -137,7 +108,13 @@ def evaluate_predictions(opts: EvalOptions) -> dict[str, dict[str, Any]]:
     from aei_batch.io.sinks import read_predictions
     from aei_batch.training.metrics import classification_report
 
-    table = read_predictions(str(opts.predictions), opts.table_format)
+    table = read_predictions(
+        str(opts.predictions),
+        opts.table_format,
+        catalog_uri=opts.catalog_uri,
+        catalog=opts.catalog,
+        table=opts.table,
+    )
     rows = [r for r in table.to_pylist() if r[COL.status] == "ok" and r[COL.label_emotion] in EMOTIONS]
     if not rows:
         raise ConfigError(

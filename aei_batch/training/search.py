@@ -3,8 +3,9 @@
 Each candidate (a model family and its parameters) is scored by the mean accuracy of an actor-grouped
 cross-validation *inside the training actors* (held-out actors are never seen). Candidates run as Ray
 tasks (one CPU each) sharing the feature matrix through the object store; `runner="local"` runs them
-in-process. The result is deterministic for a given seed: same folds, same seeds, ties broken by
-grid order.
+in-process, and `auto` (the CLI's default) uses Ray when RAY_ADDRESS names a cluster or Ray is already up
+in this process, in-process otherwise. The result is deterministic for a given seed: same folds, same
+seeds, ties broken by grid order.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def search(
     grid = grid or GRID
     n_folds = min(n_folds, len(np.unique(data.actors)))
     jobs = [(fam, p) for fam, cands in grid.items() for p in cands]
+    if runner == "auto":  # Ray when there is one (RAY_ADDRESS, or started by this process); else in-process
+        import os
+        import sys
+
+        ray_mod = sys.modules.get("ray")
+        up = ray_mod is not None and ray_mod.is_initialized()
+        runner = "ray" if os.environ.get("RAY_ADDRESS") or up else "local"
     if runner == "ray":
         import ray
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aei_batch.config import (
+    BEST_FEATURE_SET,
+    BEST_MODELS,
+    DEFAULT_HOLDOUT,
+    SEED_MODEL_NAMES,
+    TrainOptions,
+    parse_actors,
+)
 from aei_batch.errors import ConfigError
 from aei_batch.models.card import ArtifactInfo, ModelCard, sha256_file, write_card
 from aei_batch.models.model_card import fill_card, write_model_card
@@ -21,72 +28,53 @@ from aei_batch.training.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOLDOUT = (21, 22, 23, 24)
-SEED_MODEL_NAMES = ("svc", "xgboost", "random_forest")
+__all__ = [
+    "BEST_FEATURE_SET",
+    "BEST_MODELS",
+    "DEFAULT_HOLDOUT",
+    "SEED_MODEL_NAMES",
+    "TrainOptions",
+    "audio_defaults",
+    "parse_actors",
+    "run_train",
+    "train_defaults",
+]
 
 
-def parse_actors(text: str | None) -> list[int]:
-    """'21-24' / '17,18,19,20' / '21-22,24' / 'none' -> actor ids."""
-    if text is None or text.strip().lower() in ("", "none"):
-        return []
-    actors: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                actors.extend(range(lo, hi + 1))
-            else:
-                actors.append(int(part))
-        except ValueError:
-            raise ConfigError(
-                f"cannot parse actors {text!r}", hint="use e.g. 21-24, or 17,18,19,20, or none"
-            ) from None
-    if any(not 1 <= a <= 99 for a in actors):
-        raise ConfigError(f"actor ids must be 1-99, got {text!r}")
-    return sorted(set(actors))
+def train_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The command line's train defaults (a `load_options` finisher): the best audio setup for audio data,
+    the seed's names for video (which maps them to its own models). Options given anywhere are kept."""
+    if all(values.get(k) is not None for k in ("feature_set", "models", "speaker_adaptive")):
+        return values
+    TrainOptions(**values)  # types, ranges and required options first, before the data is listed
+    from aei_batch.training.video import resolve_modality
 
-
-@dataclass
-class TrainOptions:
-    data: str
-    model_dir: str
-    holdout_actors: list[int]
-    feature_set: str = "seed_mfcc157"
-    models: tuple[str, ...] = SEED_MODEL_NAMES
-    runner: str = "ray"
-    seed: int = 0
-    progress: bool = True
-    # Video training (docs/VIDEO.md): auto = audio when labelled audio exists, else video.
-    modality: str = "audio"
-    audio_model_dir: str | None = None  # video: fit the fusion weight with this audio model
-    frame_every: int = 20
-    epochs: int | None = None
-    # Speaker-adaptive normalisation (aei_batch/scoring/speaker.py) and search (training/search.py)
-    speaker_adaptive: bool = False
-    min_speaker_files: int = 10
-    search: bool = False
-    cache_dir: str | None = None  # reuse featurised corpora (training/cv.py); None: always featurise
-
-
-BEST_FEATURE_SET = "rich_audio"
-BEST_MODELS = ("ensemble", "lda_calibrated", "lda_shrunk", "svc_tuned")  # docs/MODELS.md
+    audio = resolve_modality(str(values["data"]), str(values.get("modality") or "auto")) == "audio"
+    out = dict(values)
+    if out.get("feature_set") is None:
+        out["feature_set"] = BEST_FEATURE_SET if audio else "seed_mfcc157"
+    if out.get("models") is None:
+        out["models"] = BEST_MODELS if audio else SEED_MODEL_NAMES
+    if out.get("speaker_adaptive") is None:
+        out["speaker_adaptive"] = audio
+    return out
 
 
 def audio_defaults(
     data: str, modality: str, feature_set: str | None, models: str | None, speaker_adaptive: bool | None
 ) -> tuple[str, tuple[str, ...], bool]:
     """CLI defaults: the best audio configuration for audio data; the seed's names otherwise (video maps
-    them to its own models)."""
-    from aei_batch.training.video import resolve_modality
-
-    audio = resolve_modality(data, modality) == "audio"
-    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
-    return (
-        feature_set or (BEST_FEATURE_SET if audio else "seed_mfcc157"),
-        names or (BEST_MODELS if audio else SEED_MODEL_NAMES),
-        speaker_adaptive if speaker_adaptive is not None else audio,
+    them to its own models). Kept for callers of the old API; the CLI uses `train_defaults`."""
+    values = train_defaults(
+        {
+            "data": data,
+            "modality": modality,
+            "feature_set": feature_set,
+            "models": tuple(m.strip() for m in models.split(",") if m.strip()) if models else None,
+            "speaker_adaptive": speaker_adaptive,
+        }
     )
+    return values["feature_set"], tuple(values["models"]), bool(values["speaker_adaptive"])
 
 
 def build_models(

@@ -367,7 +367,7 @@ def resolve_modality(data: str, modality: str) -> str:
 
 def train_video_from(opts: Any) -> ModelCard:
     """`run_train` for --modality video: the audio TrainOptions mapped onto VideoTrainOptions."""
-    from aei_batch.training.train import SEED_MODEL_NAMES
+    from aei_batch.config import SEED_MODEL_NAMES
 
     models = DEFAULT_VIDEO_MODELS if tuple(opts.models) == tuple(SEED_MODEL_NAMES) else tuple(opts.models)
     return run_train_video(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aei_batch.submit import command_options
+from aei_batch.cli import command_options
 
 pytestmark = pytest.mark.slow
 

@@ -75,6 +75,7 @@ def test_timeline_png_for_a_stereo_call_and_a_mixed_one(tables_dir: Path, tmp_pa
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+    assert "--table LOCATION` is deprecated" in res.stderr and "--out is deprecated" in res.stderr
     assert str(stereo_png) in res.stdout and "segments" in res.stdout
 
     mixed_png = tmp_path / "plots" / "mixed.png"
@@ -83,14 +84,14 @@ def test_timeline_png_for_a_stereo_call_and_a_mixed_one(tables_dir: Path, tmp_pa
         [
             "timeline",
             "call.wav",
-            "--table",
+            "-o",
             str(tables_dir / "mixed"),
-            "--format",
+            "--table-format",
             "parquet",
-            "--out",
+            "--png",
             str(mixed_png),
         ],
-    )  # a unique path suffix finds the uri
+    )  # a unique path suffix finds the uri; the first call above used the old spellings (still working)
     assert res.exit_code == 0, res.output
     (w2, h2), (w1, h1) = png_size(stereo_png), png_size(mixed_png)
     assert w1 == w2 and h2 > h1 * 1.5  # one panel per channel

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from aei_batch.cli import command_args, command_options, job_args
 from aei_batch.errors import ConfigError, ExitCode, JobFailedError
 from aei_batch.submit import (
     JobOutcome,
     build_entrypoint,
     build_runtime_env,
     check_submission_id,
-    command_args,
-    command_options,
-    job_args,
     new_submission_id,
     raise_for_outcome,
     resolve_address,
@@ -70,7 +68,8 @@ def test_config_is_folded_under_the_command_line() -> None:
     assert args[0] == "/in"
     assert args[args.index("--output") + 1] == "/from-cli"  # the command line wins
     assert args[args.index("--model-dir") + 1] == "/m"
-    assert args[args.index("--format") + 1] == "parquet"  # config key = option name, not the parameter name
+    # the old key `format` is the table kind: it becomes today's --table-format, never query's --format
+    assert args[args.index("--table-format") + 1] == "parquet" and "--format" not in args
     assert args[args.index("--extensions") + 1] == "wav,flac"
     assert args[args.index("--batch-size") + 1] == "8"
     assert "--no-incremental" in args and "--incremental" not in args
@@ -93,13 +92,13 @@ def test_bad_arguments_fail_before_submission() -> None:
     assert getattr(exc.value, "exit_code", None) == ExitCode.USAGE
     with pytest.raises(Exception, match="integer"):
         command_args("score", ["/in"], {"batch_size": "many"})
-    with pytest.raises(Exception, match="data"):
-        command_args("train", ["--model-dir", "/m"])  # --data is required
+    with pytest.raises(ConfigError, match="missing --data"):
+        command_args("train", ["--model-dir", "/m"])  # --data is required (flag or config)
     with pytest.raises(ConfigError, match="cannot submit 'demo'"):
         command_args("demo", [])
 
 
-def test_score_ships_its_config_verbatim_train_folds_it(tmp_path: Path) -> None:
+def test_score_and_train_ship_their_config_verbatim(tmp_path: Path) -> None:
     cfg = tmp_path / "job.yaml"
     cfg.write_text("source: /in\nmodel_dir: /m\noutput: /t\ncatalog:\n  uri: sqlite:////tmp/c.db\n")
     args, text = job_args("score", ["--workers", "2"], cfg)
@@ -107,8 +106,11 @@ def test_score_ships_its_config_verbatim_train_folds_it(tmp_path: Path) -> None:
         args == ["--workers", "2"] and text == cfg.read_text()
     )  # `catalog:` has no flag: it travels as YAML
     cfg.write_text("data: /d\nmodel_dir: /m\nholdout_actors: 21-24\n")
-    args, text = job_args("train", [], cfg)
-    assert text is None and args == ["--data", "/d", "--model-dir", "/m", "--holdout-actors", "21-24"]
+    args, text = job_args("train", [], cfg)  # train has --config too: the same loader runs on the cluster
+    assert args == [] and text == cfg.read_text()
+    cfg.write_text("model_dir: /m\n")
+    with pytest.raises(ConfigError, match="missing --data"):
+        job_args("train", [], cfg)
     cfg.write_text("- not\n- a mapping\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         job_args("score", [], cfg)
@@ -224,3 +226,17 @@ def test_job_wrappers_build_the_cli_arguments() -> None:
     assert ("--incremental" in command_options("score")) == (
         "--incremental" in nightly.cli_args(["--config", ncfg])
     )
+
+
+def test_shipped_config_values_are_checked_before_submission(tmp_path: Path) -> None:
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("source: /in\nmodel_dir: /m\noutput: /t\nworkers: two\n")
+    with pytest.raises(ConfigError, match=r"--workers \(workers in .*\): 'two' is not valid"):
+        job_args("score", [], cfg)
+    assert job_args("score", ["--workers", "3"], cfg)[0] == ["--workers", "3"]  # the flag overrides it
+    cfg.write_text("source: /in\nmodel_dir: /m\noutput: /t\nbatchsize: 8\n")
+    with pytest.raises(ConfigError, match="unknown key in config"):
+        job_args("score", [], cfg)
+    cfg.write_text("data: /d\nmodel_dir: /m\nseed: x\n")
+    with pytest.raises(ConfigError, match=r"--seed \(seed in "):
+        job_args("train", [], cfg)
