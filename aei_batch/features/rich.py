@@ -120,12 +120,31 @@ def active_frames(power_db: np.ndarray, top_db: float) -> np.ndarray:
     return mask
 
 
+def percentiles(m: np.ndarray, pct: tuple[int, ...]) -> np.ndarray:
+    """`np.percentile(m, pct, axis=-1)` (linear interpolation), to the bit, from one vectorised sort
+    of each row; NumPy's own partitions the rows again for every call and costs several times more.
+    Finite values only."""
+    ordered = np.sort(m, axis=-1)
+    n = ordered.shape[-1]
+    rows = []
+    for p in pct:
+        virtual = (n - 1) * (p / 100)
+        lo = min(math.floor(virtual), n - 1)
+        hi = min(lo + 1, n - 1)
+        gamma = virtual - math.floor(virtual)
+        a, b = ordered[..., lo], ordered[..., hi]
+        diff = b - a
+        rows.append(a + diff * gamma if gamma < 0.5 else b - diff * (1 - gamma))
+    return np.stack(rows)
+
+
 def _summary(m: np.ndarray) -> np.ndarray:
     """(features, frames) -> mean, std, p10, p50, p90, skew per feature (block-major)."""
     mean = m.mean(axis=1)
     std = m.std(axis=1)
-    pct = np.percentile(m, _PCT, axis=1)
-    skew = (((m - mean[:, None]) / (std[:, None] + 1e-6)) ** 3).mean(axis=1)
+    pct = percentiles(m, _PCT)
+    z = (m - mean[:, None]) / (std[:, None] + 1e-6)
+    skew = (z * z * z).mean(axis=1)
     return np.concatenate([mean, std, pct.reshape(-1), np.clip(skew, -20, 20)])
 
 
@@ -177,18 +196,17 @@ def _contrast_block(
     mag: np.ndarray, bands: tuple[tuple[int, int, int], ...], valley: np.ndarray, peak: np.ndarray
 ) -> None:
     """Per band of a (b, bins) magnitude block: the mean of its `n_avg` lowest and of its `n_avg` highest
-    bins into valley[k] and peak[k], summed in ascending order as after librosa's full sort; found by
-    min / max for one bin, else by a partial sort (np.partition)."""
+    bins into valley[k] and peak[k], as librosa computes them (from the band sorted ascending; NumPy's
+    vectorised sort is several times faster than np.partition here), or by min / max for one bin."""
     for k, (lo, hi, n_avg) in enumerate(bands):
         band = mag[:, lo:hi]
         if n_avg == 1:
             band.min(axis=1, out=valley[k])
             band.max(axis=1, out=peak[k])
             continue
-        width = hi - lo
-        part = np.partition(band, (n_avg - 1, width - n_avg), axis=1)
-        valley[k] = np.sort(part[:, :n_avg], axis=1).mean(axis=1)
-        peak[k] = np.sort(part[:, width - n_avg :], axis=1).mean(axis=1)
+        ordered = np.sort(band, axis=1)
+        valley[k] = ordered[:, :n_avg].mean(axis=1)
+        peak[k] = ordered[:, -n_avg:].mean(axis=1)
 
 
 def _power_to_db(s: np.ndarray, top_db: float = 80.0) -> np.ndarray:
@@ -292,7 +310,7 @@ def _pitch_stats(f0: np.ndarray, active: np.ndarray, hop_s: float) -> np.ndarray
     slope = np.polyfit(t, st, 1)[0] if np.ptp(t) > 0 else 0.0
     dst = np.abs(np.diff(st))
     dst = dst[dst < 4]  # ignore octave jumps and gaps
-    p5, p50, p95 = np.percentile(st, (5, 50, 95))
+    p5, p50, p95 = percentiles(st, (5, 50, 95))
     return np.array(
         [
             st.mean(),

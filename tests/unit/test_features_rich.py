@@ -225,3 +225,14 @@ def test_reused_buffers_carry_nothing_between_clips_or_threads():
         together = list(pool.map(lambda y: fs.extract(y, SR), clips))
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 10, 11, 57, 211])
+def test_percentiles_are_numpys_to_the_bit(n):
+    from aei_batch.features.rich import percentiles
+
+    m = RNG.standard_normal((6, n)) * 50
+    m[::2] = np.round(m[::2])  # ties
+    for pct in ((10, 50, 90), (5, 50, 95), (0, 33, 100)):
+        np.testing.assert_array_equal(percentiles(m, pct), np.percentile(m, pct, axis=1))
+        np.testing.assert_array_equal(percentiles(m[1], pct), np.percentile(m[1], pct))
