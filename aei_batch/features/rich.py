@@ -307,7 +307,8 @@ def _pitch_stats(f0: np.ndarray, active: np.ndarray, hop_s: float) -> np.ndarray
         return np.concatenate([[0.0] * 9, [voiced.sum() / n_active]])
     st = 12 * np.log2(f0[voiced] / 55.0)  # semitones above A1
     t = np.flatnonzero(voiced) * hop_s
-    slope = np.polyfit(t, st, 1)[0] if np.ptp(t) > 0 else 0.0
+    tc = t - t.mean()  # least-squares slope (np.polyfit(t, st, 1)[0], without its lstsq set-up)
+    slope = float(tc @ (st - st.mean()) / (tc @ tc)) if np.ptp(t) > 0 else 0.0
     dst = np.abs(np.diff(st))
     dst = dst[dst < 4]  # ignore octave jumps and gaps
     p5, p50, p95 = percentiles(st, (5, 50, 95))
