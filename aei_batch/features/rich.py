@@ -51,17 +51,22 @@ RICH_PARAMS: dict[str, Any] = {
 _EPS = 1e-10
 _PCT = (10, 50, 90)
 _BLOCK = 128  # frames per block: fewer, larger numpy calls; the workspace stays at a few MiB
+_KEEP_BYTES = 16 << 20  # the largest scratch buffer a thread keeps between clips
 _CONTRAST = (200.0, 6, 0.02)  # librosa's spectral_contrast defaults: fmin, n_bands, quantile
 
 
 class _Workspace(threading.local):
-    """Per-thread scratch buffers, allocated on first use and reused by every later block and clip."""
+    """Per-thread scratch buffers, allocated on first use and reused by every later block and clip.
+    A buffer over `_KEEP_BYTES` (the whole-signal ones of a clip over about 95 s) is not kept: a long
+    clip must not leave its memory held by the thread."""
 
     def __init__(self) -> None:
         self.bufs: dict[str, np.ndarray] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         size = math.prod(shape)
+        if size * np.dtype(dtype).itemsize > _KEEP_BYTES:
+            return np.empty(shape, dtype=dtype)
         buf = self.bufs.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype:
             buf = self.bufs[name] = np.empty(size, dtype=dtype)

@@ -236,3 +236,16 @@ def test_percentiles_are_numpys_to_the_bit(n):
     for pct in ((10, 50, 90), (5, 50, 95), (0, 33, 100)):
         np.testing.assert_array_equal(percentiles(m, pct), np.percentile(m, pct, axis=1))
         np.testing.assert_array_equal(percentiles(m[1], pct), np.percentile(m[1], pct))
+
+
+def test_long_clips_leave_no_large_buffer_behind(monkeypatch):
+    from aei_batch.features import rich
+
+    fs = get_feature_set("rich_audio")
+    y = SIGNALS["long 20 s"]
+    kept = fs.extract(y, SR)
+    monkeypatch.setattr(rich, "_KEEP_BYTES", 1024)  # every buffer fresh: the same numbers
+    np.testing.assert_array_equal(fs.extract(y, SR), kept)
+    monkeypatch.undo()
+    fs.extract(np.tile(y, 6), SR)  # 120 s: its whole-signal scratch is over the limit
+    assert max(b.nbytes for b in rich._WS.bufs.values()) <= rich._KEEP_BYTES
