@@ -51,13 +51,13 @@ RICH_PARAMS: dict[str, Any] = {
 _EPS = 1e-10
 _PCT = (10, 50, 90)
 _BLOCK = 128  # frames per block: fewer, larger numpy calls; the workspace stays at a few MiB
-_KEEP_BYTES = 16 << 20  # the largest scratch buffer a thread keeps between clips
+_KEEP_BYTES = 4 << 20  # the largest scratch buffer a thread keeps between clips
 _CONTRAST = (200.0, 6, 0.02)  # librosa's spectral_contrast defaults: fmin, n_bands, quantile
 
 
 class _Workspace(threading.local):
     """Per-thread scratch buffers, allocated on first use and reused by every later block and clip.
-    A buffer over `_KEEP_BYTES` (the whole-signal ones of a clip over about 95 s) is not kept: a long
+    A buffer over `_KEEP_BYTES` (the whole-signal ones of a clip over about 23 s) is not kept: a long
     clip must not leave its memory held by the thread."""
 
     def __init__(self) -> None:
