@@ -45,10 +45,12 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def mel_basis_t(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """The Slaney mel filter bank, transposed: (1 + n_fft // 2, n_mels) float32, C-contiguous."""
+def mel_basis_t(sr: int, n_fft: int, n_mels: int, fmax: float | None = None) -> np.ndarray:
+    """The Slaney mel filter bank from 0 Hz to `fmax` (Nyquist when None), transposed:
+    (1 + n_fft // 2, n_mels) float32, C-contiguous; `librosa.filters.mel(sr=sr, n_fft=n_fft,
+    n_mels=n_mels, fmax=fmax).T`."""
     fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    lo, hi = _hz_to_mel(np.array([0.0, sr / 2.0]))
+    lo, hi = _hz_to_mel(np.array([0.0, sr / 2.0 if fmax is None else float(fmax)]))
     mel_hz = _mel_to_hz(np.linspace(float(lo), float(hi), n_mels + 2))
     width = np.diff(mel_hz)
     ramps = np.subtract.outer(mel_hz, fft_hz)
@@ -118,15 +120,18 @@ def _savgol(width: int, order: int) -> tuple[np.ndarray, np.ndarray]:
 
 def delta(m: np.ndarray, width: int, order: int) -> np.ndarray:
     """Savitzky-Golay derivative of `m` (coeffs, frames) along frames, SciPy's `mode="interp"`;
-    needs an odd width with order < width <= frames."""
+    needs an odd width with order < width <= frames. The interior is one `scipy.ndimage.correlate1d`
+    (what `scipy.signal.savgol_filter` runs; a scoring process has scipy.ndimage loaded already, by
+    scikit-learn), the edges the cached edge operator."""
+    import scipy.ndimage
+
     coeffs, edge = _savgol(width, order)
     half = width // 2
     n = m.shape[1]
-    out = np.empty(m.shape, dtype=np.float64)
-    out[:, half : n - half] = np.lib.stride_tricks.sliding_window_view(m, width, axis=1) @ coeffs
+    out = scipy.ndimage.correlate1d(m, coeffs, axis=1, mode="constant")
     out[:, :half] = (m[:, :width] @ edge)[:, None]
     out[:, n - half :] = (m[:, n - width :] @ edge)[:, None]
-    return out.astype(m.dtype)
+    return out  # type: ignore[no-any-return]
 
 
 def frame_rms(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:

@@ -2,22 +2,37 @@
 
 `rich_audio` summarises one short-time analysis of the clip: a single STFT is computed and every
 spectral feature (log-mel, MFCC, spectral contrast, centroid, bandwidth, roll-off, flatness, RMS) is
-derived from it; pitch comes from a vectorised YIN-style difference function on the same frames'
-time grid. Statistics are taken over the *active* frames only (within `active_db` of the loudest
-frame), so the silence RAVDESS puts before and after each sentence does not dilute them.
+derived from it; pitch comes from a vectorised YIN-style difference function on the same frames.
+Statistics are taken over the *active* frames only (within `active_db` of the loudest frame), so the
+silence RAVDESS puts before and after each sentence does not dilute them.
 
 `logmel_patch` is a fixed-size log-mel image (mel bands x frames, centred on the active region) for
 the Keras CNN; flattened to a vector so it travels through the same feature-table machinery.
 
 Both are pure functions of (y, sr) and return finite values on silence and very short clips.
+
+How it is computed (the cost, not the definition): every per-frame quantity (power spectrum, log-mel,
+frame level, spectral shape, contrast, YIN) is computed in one pass over the frames, in blocks of
+`_BLOCK`, in scratch buffers that each thread allocates once and reuses (`_Workspace`): the code this
+replaced allocated several fresh multi-MiB arrays per clip, and on this project's machines their
+page faults cost 15-25% of a clip's time. One FFT of each unwindowed frame serves both the spectrum
+(Hann window applied in the frequency domain, in float64 like librosa's STFT) and YIN. No librosa is
+imported. The numbers are the previous, librosa-based implementation's (kept as
+`aei_batch.features.rich_reference`) to float rounding: tests/unit/test_features_rich.py holds every
+column within 1e-4 of it, and the feature sets' names, versions and hashes are unchanged.
+docs/PERFORMANCE.md has the figures.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from aei_batch.features import dsp
 from aei_batch.features.base import FeatureSet, register
 
 RICH_PARAMS: dict[str, Any] = {
@@ -35,14 +50,64 @@ RICH_PARAMS: dict[str, Any] = {
 }
 _EPS = 1e-10
 _PCT = (10, 50, 90)
+_BLOCK = 128  # frames per block: fewer, larger numpy calls; the workspace stays at a few MiB
+_KEEP_BYTES = 4 << 20  # the largest scratch buffer a thread keeps between clips
+_CONTRAST = (200.0, 6, 0.02)  # librosa's spectral_contrast defaults: fmin, n_bands, quantile
 
 
-def _stft_power(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    import librosa
+class _Workspace(threading.local):
+    """Per-thread scratch buffers, allocated on first use and reused by every later block and clip.
+    A buffer over `_KEEP_BYTES` (the whole-signal ones of a clip over about 23 s) is not kept: a long
+    clip must not leave its memory held by the thread."""
 
-    if len(y) < n_fft:
-        y = np.pad(y, (0, n_fft - len(y)))
-    return np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, center=True)) ** 2
+    def __init__(self) -> None:
+        self.bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        size = math.prod(shape)
+        if size * np.dtype(dtype).itemsize > _KEEP_BYTES:
+            return np.empty(shape, dtype=dtype)
+        buf = self.bufs.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self.bufs[name] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
+
+_WS = _Workspace()
+
+
+@lru_cache(maxsize=4)
+def _mel_fb(sr: int, n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
+    """`librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax)`: (n_mels, bins) float32."""
+    return np.ascontiguousarray(dsp.mel_basis_t(sr, n_fft, n_mels, fmax).T)
+
+
+@lru_cache(maxsize=4)
+def _freqs(sr: int, n_fft: int) -> np.ndarray:
+    return np.fft.rfftfreq(n_fft, 1.0 / sr)  # type: ignore[no-any-return]
+
+
+def _frames64(y: np.ndarray, frame: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """`y` zero-padded by frame // 2 on each side in float64, and the (1 + len(y) // hop, frame)
+    read-only view of its frames: the frame grid of librosa's centred STFT, shared by the spectrum
+    and the pitch. Both live in this thread's workspace: valid until the next call."""
+    pad = frame // 2
+    padded = _WS.get("padded", (len(y) + 2 * pad,), np.float64)
+    padded[:pad] = 0.0
+    padded[pad : pad + len(y)] = y
+    padded[pad + len(y) :] = 0.0
+    return padded, np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+
+
+def _lag_energies(padded: np.ndarray, frame: int, hop: int, w: int, n_tau: int) -> np.ndarray:
+    """(frames, n_tau) read-only view: for frame t and lag tau, the energy of the `w` samples from
+    tau on, sum_{tau <= j < tau + w} x_t[j]^2, from one running sum of squares over the whole signal."""
+    run = _WS.get("run", (len(padded) + 1,), np.float64)
+    run[0] = 0.0
+    np.cumsum(np.square(padded, out=run[1:]), out=run[1:])
+    energy = np.subtract(run[w:], run[:-w], out=_WS.get("energy", (len(run) - w,), np.float64))
+    n_frames = 1 + (len(padded) - frame) // hop
+    return np.lib.stride_tricks.sliding_window_view(energy, n_tau)[::hop][:n_frames]
 
 
 def active_frames(power_db: np.ndarray, top_db: float) -> np.ndarray:
@@ -53,12 +118,31 @@ def active_frames(power_db: np.ndarray, top_db: float) -> np.ndarray:
     return mask
 
 
+def percentiles(m: np.ndarray, pct: tuple[int, ...]) -> np.ndarray:
+    """`np.percentile(m, pct, axis=-1)` (linear interpolation), to the bit, from one vectorised sort
+    of each row; NumPy's own partitions the rows again for every call and costs several times more.
+    Finite values only."""
+    ordered = np.sort(m, axis=-1)
+    n = ordered.shape[-1]
+    rows = []
+    for p in pct:
+        virtual = (n - 1) * (p / 100)
+        lo = min(math.floor(virtual), n - 1)
+        hi = min(lo + 1, n - 1)
+        gamma = virtual - math.floor(virtual)
+        a, b = ordered[..., lo], ordered[..., hi]
+        diff = b - a
+        rows.append(a + diff * gamma if gamma < 0.5 else b - diff * (1 - gamma))
+    return np.stack(rows)
+
+
 def _summary(m: np.ndarray) -> np.ndarray:
     """(features, frames) -> mean, std, p10, p50, p90, skew per feature (block-major)."""
     mean = m.mean(axis=1)
     std = m.std(axis=1)
-    pct = np.percentile(m, _PCT, axis=1)
-    skew = (((m - mean[:, None]) / (std[:, None] + 1e-6)) ** 3).mean(axis=1)
+    pct = percentiles(m, _PCT)
+    z = (m - mean[:, None]) / (std[:, None] + 1e-6)
+    skew = (z * z * z).mean(axis=1)
     return np.concatenate([mean, std, pct.reshape(-1), np.clip(skew, -20, 20)])
 
 
@@ -67,13 +151,131 @@ def _summary_names(prefix: str, n: int) -> list[str]:
     return [f"{prefix}_{i}_{s}" for s in stats for i in range(n)]
 
 
-def _delta(m: np.ndarray, width: int) -> np.ndarray:
-    import librosa
+def _power_block(spec: np.ndarray) -> np.ndarray:
+    """|STFT|^2 from the rFFT `spec` (b, bins) of a block of unwindowed float64 frames: the periodic
+    Hann window of librosa's STFT applied in the frequency domain (X_w[k] = X[k] / 2 - (X[k - 1] +
+    X[k + 1]) / 4, exact but for float64 rounding), then re^2 + im^2 rounded to float32 (librosa rounds
+    the spectrum to complex64 first: the two differ by float32 rounding). A (b, bins) float32
+    workspace view, valid until the next block."""
+    b, bins = spec.shape
+    windowed = _WS.get("windowed", (b, bins), np.complex128)
+    np.add(spec[:, :-2], spec[:, 2:], out=windowed[:, 1:-1])
+    windowed[:, 0] = 2 * spec[:, 1].real  # X[-1] = conj(X[1])
+    windowed[:, -1] = 2 * spec[:, -2].real  # X[n/2 + 1] = conj(X[n/2 - 1])
+    windowed *= -0.5
+    windowed += spec
+    windowed *= 0.5  # = X / 2 - (X[k - 1] + X[k + 1]) / 4: scaling by powers of two is exact
+    parts = windowed.view(np.float64).reshape(b, bins, 2)
+    np.square(parts, out=parts)
+    power = _WS.get("power", (b, bins), np.float32)
+    np.add(parts[:, :, 0], parts[:, :, 1], out=power, casting="same_kind")
+    return power
 
-    if m.shape[1] < 3:
-        return np.zeros_like(m)
-    w = min(width, m.shape[1] if m.shape[1] % 2 else m.shape[1] - 1)
-    return librosa.feature.delta(m, width=max(3, w), order=1, mode="interp" if m.shape[1] >= w else "nearest")
+
+@lru_cache(maxsize=4)
+def _contrast_bands(
+    sr: int, n_fft: int, fmin: float, n_bands: int, quantile: float
+) -> tuple[tuple[int, int, int], ...]:
+    """The bands of `librosa.feature.spectral_contrast`: (first bin, end bin, bins averaged) each."""
+    freq = _freqs(sr, n_fft)
+    edges = np.zeros(n_bands + 2)
+    edges[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        idx = np.flatnonzero((freq >= f_low) & (freq <= f_high))
+        lo = int(idx[0]) - 1 if k > 0 else int(idx[0])  # every band but the first reaches one bin down
+        hi = len(freq) if k == n_bands else int(idx[-1]) + 1  # the last one runs to Nyquist
+        n_avg = max(1, int(np.rint(quantile * (hi - lo))))
+        bands.append((lo, hi if k == n_bands else hi - 1, n_avg))  # all but the last drop their top bin
+    return tuple(bands)
+
+
+def _contrast_block(
+    mag: np.ndarray, bands: tuple[tuple[int, int, int], ...], valley: np.ndarray, peak: np.ndarray
+) -> None:
+    """Per band of a (b, bins) magnitude block: the mean of its `n_avg` lowest and of its `n_avg` highest
+    bins into valley[k] and peak[k], as librosa computes them (from the band sorted ascending; NumPy's
+    vectorised sort is several times faster than np.partition here), or by min / max for one bin."""
+    for k, (lo, hi, n_avg) in enumerate(bands):
+        band = mag[:, lo:hi]
+        if n_avg == 1:
+            band.min(axis=1, out=valley[k])
+            band.max(axis=1, out=peak[k])
+            continue
+        ordered = np.sort(band, axis=1)
+        valley[k] = ordered[:, :n_avg].mean(axis=1)
+        peak[k] = ordered[:, -n_avg:].mean(axis=1)
+
+
+def _power_to_db(s: np.ndarray, top_db: float = 80.0) -> np.ndarray:
+    """librosa's `power_to_db(s)` with its defaults (ref 1, amin 1e-10, floored `top_db` under the peak)."""
+    db = 10.0 * np.log10(np.maximum(1e-10, s))
+    db -= 10.0 * np.log10(np.maximum(1e-10, 1.0))
+    return np.maximum(db, db.max() - top_db)  # type: ignore[no-any-return]
+
+
+def _yin_lags(sr: int, frame: int, fmin: float, fmax: float) -> tuple[int, int, int]:
+    """YIN's lag range and integration window: (tau_min, tau_max, w)."""
+    tau_min, tau_max = max(2, int(sr / fmax)), min(frame - 1, int(sr / fmin))
+    return tau_min, tau_max, frame - tau_max
+
+
+def _yin_block(
+    frames: np.ndarray,
+    spec: np.ndarray,
+    energies: np.ndarray,
+    sr: int,
+    fmin: float,
+    fmax: float,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """YIN on a block of (b, frame) float64 frames, given their rFFT `spec` (b, frame // 2 + 1; used as
+    scratch) and their lag energies (`_lag_energies`): (F0 in Hz, dip) per frame; see `yin_f0`."""
+    b, frame = frames.shape
+    tau_min, tau_max, w = _yin_lags(sr, frame, fmin, fmax)
+    n_tau = tau_max + 1
+    # corr[tau] = sum_{j<w} x[j] x[j+tau]: a circular correlation of length `frame` does not wrap,
+    # since j + tau < w + tau_max = frame
+    head = _WS.get("head", (b, frame), np.float64)
+    head[:, :w] = frames[:, :w]
+    head[:, w:] = 0.0
+    spec_w = np.fft.rfft(head, axis=1, out=_WS.get("spec_w", spec.shape, np.complex128))
+    spec *= np.conjugate(spec_w, out=spec_w)
+    corr = np.fft.irfft(spec, frame, axis=1, out=_WS.get("corr", (b, frame), np.float64))[:, :n_tau]
+    # the difference function: energy at lag 0 + energy at lag tau - 2 corr
+    energy0 = energies[:, 0]
+    diff = np.add(energies, energy0[:, None], out=_WS.get("diff", (b, n_tau), np.float64))
+    diff -= np.multiply(corr, 2, out=corr)
+    np.maximum(diff, 0.0, out=diff)
+    # cumulative-mean normalisation
+    cum = np.cumsum(diff[:, 1:], axis=1, out=_WS.get("cum", (b, tau_max), np.float64))
+    cum /= np.arange(1, n_tau)
+    cum += _EPS
+    cmnd = _WS.get("cmnd", (b, n_tau), np.float64)
+    cmnd[:, 0] = 1.0
+    np.divide(diff[:, 1:], cum, out=cmnd[:, 1:])
+    region = cmnd[:, tau_min:n_tau]
+    below = region < threshold
+    voiced = below.any(axis=1)
+    # the first local dip under the threshold: the first lag under it, then downhill to the bottom of
+    # the dip (the first lag at or after it whose right neighbour is not lower; the last one stops)
+    first = np.where(voiced, below.argmax(axis=1), region.argmin(axis=1))
+    stop = np.ones(region.shape, dtype=bool)
+    np.logical_not(region[:, 1:] < region[:, :-1], out=stop[:, :-1])
+    stop &= np.arange(region.shape[1]) >= first[:, None]
+    idx = stop.argmax(axis=1)
+    rows = np.arange(b)
+    dip = region[rows, idx]
+    tau = (idx + tau_min).astype(np.float64)
+    # parabolic interpolation around the chosen lag
+    left = cmnd[rows, np.clip(tau.astype(int) - 1, 0, tau_max)]
+    right = cmnd[rows, np.clip(tau.astype(int) + 1, 0, tau_max)]
+    denom = left - 2 * dip + right
+    shift = np.where(np.abs(denom) > _EPS, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
+    tau = tau + np.clip(shift, -1, 1)
+    voiced &= energy0 > _EPS
+    f0 = np.where(voiced, sr / np.maximum(tau, 1.0), 0.0)
+    return f0, np.clip(dip, 0.0, 1.0)
 
 
 def yin_f0(
@@ -84,48 +286,16 @@ def yin_f0(
     Frames are centred like librosa's STFT (so index t matches the spectral frames). Unvoiced frames
     (no dip under `threshold`) get F0 0 and their minimum dip as aperiodicity.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    tau_min, tau_max = max(2, int(sr / fmax)), min(frame - 1, int(sr / fmin))
-    yp = np.pad(y.astype(np.float64), (frame // 2, frame // 2 + frame))
-    n_frames = 1 + len(y) // hop
-    frames = sliding_window_view(yp, frame)[: n_frames * hop : hop][:n_frames]
-    w = frame - tau_max  # integration window
-    fft_n = 1 << int(np.ceil(np.log2(2 * frame)))
-    spec = np.fft.rfft(frames, fft_n, axis=1)
-    spec_w = np.fft.rfft(frames[:, :w], fft_n, axis=1)
-    corr = np.fft.irfft(spec * np.conj(spec_w), fft_n, axis=1)[:, : tau_max + 1]  # sum_j x[j] x[j+tau], j<w
-    sq = np.cumsum(np.pad(frames**2, ((0, 0), (1, 0))), axis=1)
-    energy0 = sq[:, w] - sq[:, 0]
-    taus = np.arange(tau_max + 1)
-    energy_tau = sq[:, taus + w] - sq[:, taus]
-    diff = np.maximum(energy0[:, None] + energy_tau - 2 * corr, 0.0)
-    cum = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
-    cmnd = np.ones_like(diff)
-    cmnd[:, 1:] = diff[:, 1:] / (cum + _EPS)
-    region = cmnd[:, tau_min : tau_max + 1]
-    below = region < threshold
-    # first local dip under the threshold: first index under it, then walk to its local minimum
-    first = np.where(below.any(axis=1), below.argmax(axis=1), region.argmin(axis=1))
-    idx = first.copy()
-    rows_ = np.arange(len(idx))
-    for _ in range(region.shape[1]):  # walk downhill to the bottom of the dip
-        nxt = np.minimum(idx + 1, region.shape[1] - 1)
-        step = region[rows_, nxt] < region[rows_, idx]
-        if not step.any():
-            break
-        idx = np.where(step, nxt, idx)
-    dip = region[np.arange(len(idx)), idx]
-    tau = (idx + tau_min).astype(np.float64)
-    # parabolic interpolation around the chosen lag
-    left = cmnd[np.arange(len(idx)), np.clip(tau.astype(int) - 1, 0, tau_max)]
-    right = cmnd[np.arange(len(idx)), np.clip(tau.astype(int) + 1, 0, tau_max)]
-    denom = left - 2 * dip + right
-    shift = np.where(np.abs(denom) > _EPS, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
-    tau = tau + np.clip(shift, -1, 1)
-    voiced = below.any(axis=1) & (energy0 > _EPS)
-    f0 = np.where(voiced, sr / np.maximum(tau, 1.0), 0.0)
-    return f0, np.clip(dip, 0.0, 1.0)
+    padded, frames = _frames64(np.asarray(y, dtype=np.float64), frame, hop)
+    _, tau_max, w = _yin_lags(sr, frame, fmin, fmax)
+    energies = _lag_energies(padded, frame, hop, w, tau_max + 1)
+    f0, dip = np.empty(len(frames)), np.empty(len(frames))
+    for i in range(0, len(frames), _BLOCK):
+        j = min(i + _BLOCK, len(frames))
+        block = frames[i:j]
+        spec = np.fft.rfft(block, axis=1, out=_WS.get("spec", (j - i, frame // 2 + 1), np.complex128))
+        f0[i:j], dip[i:j] = _yin_block(block, spec, energies[i:j], sr, fmin, fmax, threshold)
+    return f0, dip
 
 
 def _pitch_stats(f0: np.ndarray, active: np.ndarray, hop_s: float) -> np.ndarray:
@@ -135,10 +305,11 @@ def _pitch_stats(f0: np.ndarray, active: np.ndarray, hop_s: float) -> np.ndarray
         return np.concatenate([[0.0] * 9, [voiced.sum() / n_active]])
     st = 12 * np.log2(f0[voiced] / 55.0)  # semitones above A1
     t = np.flatnonzero(voiced) * hop_s
-    slope = np.polyfit(t, st, 1)[0] if np.ptp(t) > 0 else 0.0
+    tc = t - t.mean()  # least-squares slope (np.polyfit(t, st, 1)[0], without its lstsq set-up)
+    slope = float(tc @ (st - st.mean()) / (tc @ tc)) if np.ptp(t) > 0 else 0.0
     dst = np.abs(np.diff(st))
     dst = dst[dst < 4]  # ignore octave jumps and gaps
-    p5, p50, p95 = np.percentile(st, (5, 50, 95))
+    p5, p50, p95 = percentiles(st, (5, 50, 95))
     return np.array(
         [
             st.mean(),
@@ -171,61 +342,120 @@ SPECTRAL_NAMES = ["centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms_db
 _N_CONTRAST = 7
 
 
-def _analysis(y: np.ndarray, sr: int, p: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Shared intermediate representations of one clip: computed once, used by every block."""
-    import librosa
+def _delta(m: np.ndarray, width: int) -> np.ndarray:
+    """First-order delta over `width` frames (the largest odd width that fits a short clip, at least 3),
+    librosa's `feature.delta(..., mode="interp")`, by aei_batch.features.dsp's cached Savitzky-Golay
+    operators; zeros under 3 frames."""
+    n = m.shape[1]
+    if n < 3:
+        return np.zeros_like(m)
+    return dsp.delta(m, max(3, min(width, n if n % 2 else n - 1)), 1)
 
+
+def _zcr(y: np.ndarray, n_fft: int, hop: int, n_frames: int) -> np.ndarray:
+    """Zero-crossing rate per frame: sign changes (of the signal zero-padded by n_fft // 2 each side)
+    from each frame's start over the next `hop` samples, divided by `hop`."""
+    sign = np.zeros(len(y) + 2 * (n_fft // 2), dtype=bool)
+    np.signbit(y, out=sign[n_fft // 2 : n_fft // 2 + len(y)])
+    changes = sign[1:] != sign[:-1]
+    zcr = np.add.reduceat(changes, np.arange(0, len(changes), hop), dtype=np.int64)[:n_frames] / hop
+    return np.pad(zcr, (0, n_frames - len(zcr)))
+
+
+def _analysis(y: np.ndarray, sr: int, p: dict[str, Any], *, full: bool) -> dict[str, np.ndarray]:
+    """Every per-frame quantity of one clip, in one pass over its frames (in blocks): the log-mel
+    spectrogram, the frame level and the active frames; and when `full`, the spectral shape, the
+    spectral contrast and YIN's F0 and aperiodicity."""
     if sr != p["sr"]:
         raise ValueError(f"rich features are defined at {p['sr']} Hz, got {sr}")
     y = np.asarray(y, dtype=np.float32)
     n_fft, hop = p["n_fft"], p["hop_length"]
-    power = _stft_power(y, n_fft, hop)
-    mel_fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=p["n_mels"], fmax=p["fmax"])
-    mel = mel_fb @ power
-    logmel = 10 * np.log10(np.maximum(mel, _EPS))
-    frame_db = 10 * np.log10(np.maximum(power.sum(axis=0), _EPS))
-    return {
-        "power": power,
-        "logmel": logmel,
+    if len(y) < n_fft:
+        y = np.pad(y, (0, n_fft - len(y)))
+    padded, frames = _frames64(y, n_fft, hop)
+    n = len(frames)
+    mel_fb = _mel_fb(sr, n_fft, p["n_mels"], float(p["fmax"]))
+    mel = np.empty((p["n_mels"], n), dtype=np.float32)
+    frame_power = np.empty(n, dtype=np.float32)
+    if full:
+        bands = _contrast_bands(sr, n_fft, *_CONTRAST)
+        shape = np.empty((4, n))  # centroid, bandwidth, roll-off (Hz), flatness
+        valley, peak = np.empty((len(bands), n)), np.empty((len(bands), n))
+        f0, dip = np.empty(n), np.empty(n)
+        _, tau_max, w = _yin_lags(sr, n_fft, p["f0_min"], p["f0_max"])
+        energies = _lag_energies(padded, n_fft, hop, w, tau_max + 1)
+    for i in range(0, n, _BLOCK):
+        j = min(i + _BLOCK, n)
+        block = frames[i:j]
+        spec = np.fft.rfft(block, axis=1, out=_WS.get("spec", (j - i, n_fft // 2 + 1), np.complex128))
+        power = _power_block(spec)
+        mel[:, i:j] = mel_fb @ power.T
+        frame_power[i:j] = power.sum(axis=1)
+        if full:
+            _shape_block(power, sr, n_fft, shape[:, i:j])
+            mag = np.sqrt(power, out=_WS.get("mag", power.shape, np.float32))
+            _contrast_block(mag, bands, valley[:, i:j], peak[:, i:j])
+            f0[i:j], dip[i:j] = _yin_block(
+                block, spec, energies[i:j], sr, p["f0_min"], p["f0_max"], p["yin_threshold"]
+            )
+    frame_db = 10 * np.log10(np.maximum(frame_power, _EPS))
+    out = {
+        "logmel": 10 * np.log10(np.maximum(mel, _EPS)),
         "frame_db": frame_db,
         "active": active_frames(frame_db, p["active_db"]),
     }
+    if full:
+        out |= {"shape": shape, "contrast": _power_to_db(peak) - _power_to_db(valley), "f0": f0, "dip": dip}
+    return out
+
+
+@lru_cache(maxsize=4)
+def _freq_powers(sr: int, n_fft: int) -> np.ndarray:
+    """(bins, 3) float64: 1, f, f^2 per bin, to take a power spectrum's first moments in one product."""
+    f = _freqs(sr, n_fft)
+    return np.ascontiguousarray(np.stack([np.ones_like(f), f, f * f], axis=1))
+
+
+def _shape_block(power: np.ndarray, sr: int, n_fft: int, out: np.ndarray) -> None:
+    """Centroid, bandwidth, 85 % roll-off (Hz) and flatness of each frame of a (b, bins) power block.
+
+    Centroid and bandwidth come from the power's moments (sum of p, f p, f^2 p, in float64):
+    bandwidth^2 = (sum f^2 p - 2 c sum f p + c^2 sum p) / total, the expansion of the reference's
+    sum (f - c)^2 p / total (equal to float64 rounding)."""
+    total = power.sum(axis=1) + _EPS
+    p64 = _WS.get("power64", power.shape, np.float64)
+    np.copyto(p64, power)
+    moments = p64 @ _freq_powers(sr, n_fft)
+    centroid = moments[:, 1] / total
+    out[0] = centroid
+    spread = moments[:, 2] - 2 * centroid * moments[:, 1] + centroid * centroid * moments[:, 0]
+    out[1] = np.sqrt(np.maximum(spread, 0.0) / total)
+    freqs = _freqs(sr, n_fft)
+    cum = np.cumsum(power, axis=1, out=_WS.get("cum_power", power.shape, np.float32))
+    out[2] = freqs[np.minimum((cum < (0.85 * total)[:, None]).sum(axis=1), len(freqs) - 1)]
+    log = np.log(np.add(power, _EPS, out=cum), out=cum)
+    out[3] = np.exp(log.mean(axis=1)) / (power.mean(axis=1) + _EPS)
 
 
 def rich_audio(y: np.ndarray, sr: int) -> np.ndarray:
     """The `rich_audio` vector (see module docstring and docs/FEATURES.md for the layout)."""
-    import librosa
     import scipy.fft
 
     p = RICH_PARAMS
     y = np.asarray(y, dtype=np.float32)
     if len(y) < p["n_fft"]:  # very short clips: pad so every block sees the same frames
         y = np.pad(y, (0, p["n_fft"] - len(y)))
-    a = _analysis(y, sr, p)
-    power, logmel, active = a["power"], a["logmel"], a["active"]
-    n_fft, hop = p["n_fft"], p["hop_length"]
+    a = _analysis(y, sr, p, full=True)
+    logmel, act, frame_db, f0 = a["logmel"], a["active"], a["frame_db"], a["f0"]
+    hop = p["hop_length"]
     mfcc = scipy.fft.dct(logmel, axis=0, type=2, norm="ortho")[: p["n_mfcc"]]
     d1 = _delta(mfcc, p["delta_width"])
-    mag = np.sqrt(power)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-    contrast = librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=n_fft, hop_length=hop)
-    total = power.sum(axis=0) + _EPS
-    centroid = (freqs[:, None] * power).sum(axis=0) / total
-    bandwidth = np.sqrt(((freqs[:, None] - centroid) ** 2 * power).sum(axis=0) / total)
-    rolloff = freqs[np.minimum((np.cumsum(power, axis=0) < 0.85 * total).sum(axis=0), len(freqs) - 1)]
-    flatness = np.exp(np.log(power + _EPS).mean(axis=0)) / (power.mean(axis=0) + _EPS)
-    yy = np.pad(y, (n_fft // 2, n_fft // 2))
-    zc = np.abs(np.diff(np.signbit(yy).astype(np.int8))).astype(np.float64)
-    zcr = np.add.reduceat(zc, np.arange(0, len(zc), hop))[: power.shape[1]] / hop
-    zcr = np.pad(zcr, (0, power.shape[1] - len(zcr)))
-    f0, aperiodic = yin_f0(
-        y, sr, frame=n_fft, hop=hop, fmin=p["f0_min"], fmax=p["f0_max"], threshold=p["yin_threshold"]
-    )
-    f0, aperiodic = f0[: power.shape[1]], aperiodic[: power.shape[1]]
+    centroid, bandwidth, rolloff, flatness = a["shape"]
+    zcr = _zcr(y, p["n_fft"], hop, len(frame_db))
     spectral = np.vstack(
-        [centroid / 1000, bandwidth / 1000, rolloff / 1000, flatness, zcr, a["frame_db"], aperiodic]
+        [centroid / 1000, bandwidth / 1000, rolloff / 1000, flatness, zcr, frame_db, a["dip"]]
     )
-    act = active
+    contrast = a["contrast"]
     dur = act.sum() * hop / sr
     span = np.flatnonzero(act)
     return np.concatenate(
@@ -239,11 +469,11 @@ def rich_audio(y: np.ndarray, sr: int) -> np.ndarray:
             contrast[:, act].std(axis=1),
             _summary(spectral[:, act]),
             _pitch_stats(f0, act, hop / sr),
-            [dur, (span[-1] - span[0] + 1) * hop / sr, a["frame_db"].max()],
+            [dur, (span[-1] - span[0] + 1) * hop / sr, frame_db.max()],
             _voicing_blocks(mfcc, f0, act),
             _delta(logmel, p["delta_width"])[:, act].std(axis=1),
             _thirds(mfcc[:N_THIRDS_MFCC], act),
-            [_peak_rate(a["frame_db"], act, hop / sr)],
+            [_peak_rate(frame_db, act, hop / sr)],
         ]
     ).astype(np.float32)
 
@@ -320,7 +550,7 @@ PATCH_PARAMS: dict[str, Any] = {
 def logmel_patch(y: np.ndarray, sr: int) -> np.ndarray:
     """A (n_mels x frames) log-mel image centred on the active region, dB relative to the clip's peak."""
     p = PATCH_PARAMS
-    a = _analysis(y, sr, {**p, "sr": p["sr"]})
+    a = _analysis(y, sr, p, full=False)
     logmel = a["logmel"]
     logmel = np.maximum(logmel - logmel.max(), p["floor_db"])
     span = np.flatnonzero(a["active"])

@@ -81,11 +81,21 @@ def test_mel_bank_and_dct_match() -> None:
     )
 
 
+def test_mel_bank_below_nyquist_matches() -> None:
+    """rich_audio's bank: 64 bands up to 8 kHz of a 1024-point FFT."""
+    ref = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=64, fmax=8000.0)
+    np.testing.assert_allclose(dsp.mel_basis_t(SR, 1024, 64, 8000.0).T, ref, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(dsp.mel_basis_t(SR, 1024, 64).T, ref)  # fmax is not ignored
+
+
 @pytest.mark.parametrize(("width", "order"), [(3, 1), (5, 1), (9, 1), (5, 2), (9, 2), (7, 2)])
-def test_delta_matches_librosa(width: int, order: int) -> None:
-    m = RNG.standard_normal((13, 40)).astype(np.float32)
+@pytest.mark.parametrize("rows", [13, 64])
+def test_delta_matches_librosa(width: int, order: int, rows: int) -> None:
+    m = RNG.standard_normal((rows, 40)).astype(np.float32)
     ref = librosa.feature.delta(m, width=width, order=order, mode="interp")
-    np.testing.assert_allclose(dsp.delta(m, width, order), ref, rtol=1e-4, atol=1e-5)
+    got = dsp.delta(m, width, order)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_frame_rms_and_power_match() -> None:
