@@ -58,10 +58,7 @@ def _run(fn: Callable[[], int | None]) -> None:
         typer.secho("interrupted: nothing was committed", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
     finally:
-        if "aei_batch.runtime.ray_backend" in sys.modules:  # an embedded Ray this command started
-            from aei_batch.runtime.ray_backend import shutdown_owned
-
-            shutdown_owned()
+        # (An embedded Ray this command started is stopped by an exit hook registered when it started.)
         # The interpreter's last garbage collection walks every object of the heap (scikit-learn, pyiceberg,
         # Ray...): 0.6 s after the summary on two cores. Nothing left needs collecting before the exit.
         gc.freeze()

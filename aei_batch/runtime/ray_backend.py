@@ -149,6 +149,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         # address file in Ray's temp folder names, and hang when that node is dead.
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
         _owned = True
+        import atexit
+
+        atexit.register(shutdown_owned)  # runs before Ray's own exit hook (registered earlier), and faster
 
 
 def shutdown_owned() -> None:

@@ -53,7 +53,6 @@ class OutputRouter:
             return str(self.predictions.commit(properties=properties))
         return str(self.predictions.commit())
 
-
     def abort(self) -> None:
         for sink in (self.predictions, self.segments, self.frames):
             if sink is not None:
