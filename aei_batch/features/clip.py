@@ -40,30 +40,17 @@ def decode_and_extract(
 
 def read_local(path: str, max_bytes: int | None) -> bytes:
     """A local file's bytes, at most `max_bytes`; per-file problems raise FileError (READ_FAILED,
-    FILE_TOO_LARGE) with the messages `aei_batch.scoring.stage.fetch` gives."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise _read_failed(exc) from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise FileError(
-            ErrorCode.FILE_TOO_LARGE, f"file is over the limit of {max_bytes} bytes (--max-file-mb)"
-        )
-    return data
+    FILE_TOO_LARGE, NOT_REGULAR_FILE: a FIFO or device fails at once, never blocks or reads to the limit)."""
+    from aei_batch.io.storage import read_bytes
+
+    return read_bytes(path, max_bytes=max_bytes)
 
 
 def check_readable(path: str) -> None:
-    """READ_FAILED now for a local file that cannot be opened (it is read later, elsewhere)."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise _read_failed(exc) from None
+    """The per-file errors of a local file now (READ_FAILED, NOT_REGULAR_FILE); it is read later."""
+    from aei_batch.io.storage import check_readable as check
 
-
-def _read_failed(exc: OSError) -> FileError:
-    return FileError(ErrorCode.READ_FAILED, f"cannot read the file: {type(exc).__name__}: {str(exc)[:200]}")
+    check(path)
 
 
 def read_decode_and_extract(

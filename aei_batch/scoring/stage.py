@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aei_batch.errors import ErrorCode, FileError, StorageError
+from aei_batch.errors import AeiError, ErrorCode, FileError, StorageError
 from aei_batch.records import (
     COL,
     EMOTIONS,
@@ -149,6 +149,8 @@ def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
         return read_local(storage.local_path(ref["uri"]), limit)
     try:
         data = storage.read_bytes(ref["uri"], max_bytes=limit)
+    except (FileError, AeiError):  # already classified by aei_batch.io.storage
+        raise
     except Exception as exc:  # noqa: BLE001 - classified below
         name = type(exc).__name__
         if name in _SYSTEMIC_S3:

@@ -438,8 +438,8 @@ class SegmentScorer:
         file is probed from its header here and read by the decoder child alone."""
         import contextlib
 
-        from aei_batch.decode.stream import open_source
         from aei_batch.io import storage
+        from aei_batch.io.storage import open_source
         from aei_batch.scoring.stage import check_listed_size, fetch
 
         check_listed_size(ref, self.ctx)
@@ -527,12 +527,12 @@ class _classified:
         self.cm = cm
 
     def __enter__(self) -> Any:
-        from aei_batch.errors import StorageError
+        from aei_batch.errors import AeiError, StorageError
         from aei_batch.scoring.stage import _SYSTEMIC_S3
 
         try:
             return self.cm.__enter__()
-        except FileError:
+        except (FileError, AeiError):  # already classified by aei_batch.io.storage
             raise
         except Exception as exc:  # noqa: BLE001 - classified here
             name = type(exc).__name__
