@@ -183,7 +183,9 @@ def _client_for(env_digest: str) -> Any:
         read_timeout=60,
         max_pool_connections=32,
     )
-    return boto3.client("s3", config=cfg)
+    # A new session per credential environment: boto3's default session caches the credentials it
+    # resolved first, so a client made from it after AWS_* changed would still sign with the old ones.
+    return boto3.session.Session().client("s3", config=cfg)
 
 
 def classify_error(exc: BaseException, what: str, *, per_file: bool = False) -> AeiError | FileError:
