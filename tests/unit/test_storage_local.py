@@ -345,3 +345,25 @@ def test_staging_folders_are_removed_when_sigterm_ends_the_process(tmp_path: Pat
     while list(tmpdir.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["source", "output", "model"])
+def test_cli_refuses_credentials_in_urls_with_exit_4_and_never_prints_them(
+    where: str, tmp_path: Path
+) -> None:
+    _wav(tmp_path / "in" / "a.wav")
+    bad = f"s3://AKIDEXAMPLE:{SECRET}@bucket/x"
+    args = {"source": str(tmp_path / "in"), "output": str(tmp_path / "out"), "model": str(tmp_path / "model")}
+    args[where] = bad
+    exe = Path(sys.executable).with_name("aei-batch")
+    proc = subprocess.run(
+        [str(exe), "score", args["source"], "-o", args["output"], "-m", args["model"], "--runner", "local"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "credentials written into the URL" in proc.stderr and "Traceback" not in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and "AKIDEXAMPLE" not in proc.stderr
+    assert not (tmp_path / "out").exists()
