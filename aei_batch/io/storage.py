@@ -29,6 +29,7 @@ import hashlib
 import io
 import logging
 import os
+import posixpath
 import shutil
 import socket
 import stat
@@ -305,6 +306,11 @@ def temp_root() -> Path:
             root = Path(tempfile.mkdtemp(prefix=f"aei-{host}-{pid}-"))
             _TEMP_ROOTS[pid] = root
             atexit.register(_remove_temp_root, pid, root)
+            # multiprocessing children (the pool's workers) leave through os._exit, which skips atexit;
+            # they do run multiprocessing's finalizers on the way out.
+            from multiprocessing import util
+
+            util.Finalize(None, _remove_temp_root, args=(pid, root), exitpriority=10)
         return root
 
 
@@ -846,7 +852,7 @@ def list_manifest(source: str, *, allowed_roots: list[str] | None = None) -> Ite
                 f"manifest row {number} names {mask_url(raw)}, with credentials written into the URL",
                 hint="remove KEY:SECRET@ from the manifest's uris; give credentials through the environment",
             )
-        uri = normalize(raw, base)
+        uri = _manifest_uri(raw, source, base)
         if uri in refs:
             duplicates += 1
             continue
@@ -857,6 +863,17 @@ def list_manifest(source: str, *, allowed_roots: list[str] | None = None) -> Ite
     if duplicates:
         log.warning("manifest %s names %d file(s) more than once; kept one row per file", source, duplicates)
     yield from _fill_identity(sorted(refs.values(), key=lambda r: r.uri))
+
+
+def _manifest_uri(raw: str, manifest: str, base: str | None) -> str:
+    """A manifest row's uri, normalised; relative paths are relative to the manifest (local or s3)."""
+    if is_s3(manifest) and scheme(raw) == "file" and not raw.startswith(("/", "file://", "~")):
+        bucket, key = split_s3(manifest)
+        rel = posixpath.normpath(posixpath.join(posixpath.dirname(key), raw))
+        while rel.startswith("../"):  # cannot climb above the bucket
+            rel = rel[3:]
+        return f"s3://{bucket}/{'' if rel in ('.', '..') else rel}"
+    return normalize(raw, base)
 
 
 def _manifest_ref(

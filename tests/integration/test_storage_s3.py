@@ -108,7 +108,9 @@ def test_s3_manifest_rows_get_head_identity(s3_env: SeaweedS3, s3_bucket: str, t
     manifest = tmp_path / "m.csv"
     manifest.write_text("uri\n" + "\n".join(uris + [uris[0]]) + "\n")
     _put(s3_env, s3_bucket, "m.csv", manifest.read_bytes())
-    for source in (str(manifest), f"s3://{s3_bucket}/m.csv"):
+    relative = "uri\n" + "\n".join(f"./in/{i}.wav" for i in range(5)) + "\nin/sub/../0.wav\n"
+    _put(s3_env, s3_bucket, "m2.csv", relative.encode())  # relative to the manifest's prefix
+    for source in (str(manifest), f"s3://{s3_bucket}/m.csv", f"s3://{s3_bucket}/m2.csv"):
         refs = list(storage.list_inputs(source))
         assert [r.uri for r in refs] == sorted(uris)
         for r in refs:

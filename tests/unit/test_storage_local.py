@@ -367,3 +367,19 @@ def test_cli_refuses_credentials_in_urls_with_exit_4_and_never_prints_them(
     assert "credentials written into the URL" in proc.stderr and "Traceback" not in proc.stderr
     assert SECRET not in proc.stdout + proc.stderr and "AKIDEXAMPLE" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _worker_temp_root() -> str:
+    return str(storage.temp_dir("aei-spool-test-").parent)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_workers_remove_their_temp_folder_when_they_exit(method: str) -> None:
+    """Pool workers leave through os._exit (no atexit): multiprocessing's finalizers remove the folder."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+        root = pool.submit(_worker_temp_root).result(timeout=120)
+        assert os.path.isdir(root) and root != str(storage.temp_root())
+    assert not os.path.exists(root)
