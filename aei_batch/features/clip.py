@@ -10,6 +10,7 @@ reading local files, decoding and features, all under the decode timeout.
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 
@@ -41,16 +42,16 @@ def decode_and_extract(
 def read_local(path: str, max_bytes: int | None) -> bytes:
     """A local file's bytes, at most `max_bytes`; per-file problems raise FileError (READ_FAILED,
     FILE_TOO_LARGE, NOT_REGULAR_FILE: a FIFO or device fails at once, never blocks or reads to the limit)."""
-    from aei_batch.io.storage import read_bytes
+    from aei_batch.io.local import read_local as read
 
-    return read_bytes(path, max_bytes=max_bytes)
+    return read(path, max_bytes)
 
 
 def check_readable(path: str) -> None:
     """The per-file errors of a local file now (READ_FAILED, NOT_REGULAR_FILE); it is read later."""
-    from aei_batch.io.storage import check_readable as check
+    from aei_batch.io.local import open_regular
 
-    check(path)
+    os.close(open_regular(path, None))
 
 
 def read_decode_and_extract(
@@ -74,6 +75,8 @@ def watchdog_warm_up() -> None:
     imports and the common feature kernels, so that the first file's timeout measures that file only."""
     import av  # noqa: F401 - imported for its start-up cost (the fallback decoder)
     import soundfile as sf
+
+    import aei_batch.io.local  # noqa: F401 - read_local's module, so its import is not on file 1's clock
 
     buf = io.BytesIO()
     tone = np.sin(np.arange(22050, dtype=np.float32) / 10) * 0.1

@@ -32,7 +32,6 @@ import os
 import posixpath
 import shutil
 import socket
-import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -50,6 +49,9 @@ from aei_batch.errors import (
     InputNotFoundError,
     StorageError,
 )
+from aei_batch.io.local import not_regular as _not_regular
+from aei_batch.io.local import open_regular as _open_local
+from aei_batch.io.local import too_large as _too_large
 from aei_batch.io.security import has_credentials_in_url, mask_url
 from aei_batch.records import FileRef
 
@@ -325,55 +327,6 @@ def temp_dir(prefix: str) -> Path:
 
 
 # ------------------------------------------------------------------ reading one file
-
-
-def _not_regular(mode: int) -> FileError | None:
-    if stat.S_ISREG(mode):
-        return None
-    kind = (
-        "a folder"
-        if stat.S_ISDIR(mode)
-        else "a FIFO (named pipe)"
-        if stat.S_ISFIFO(mode)
-        else "a character device"
-        if stat.S_ISCHR(mode)
-        else "a block device"
-        if stat.S_ISBLK(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "not a regular file"
-    )
-    return FileError(ErrorCode.NOT_REGULAR_FILE, f"not a regular file: it is {kind} (never read)")
-
-
-def _too_large(limit: int, size: int | None = None) -> FileError:
-    what = f"file is {size} bytes, over" if size is not None else "file is over"
-    return FileError(ErrorCode.FILE_TOO_LARGE, f"{what} the limit of {limit} bytes (--max-file-mb)")
-
-
-def _open_local(path: str, max_bytes: int | None) -> int:
-    """An fd of a regular local file within `max_bytes`; FileError otherwise. Never blocks on a FIFO."""
-    try:
-        bad = _not_regular(os.stat(path).st_mode)
-        if bad is not None:
-            raise bad
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise FileError(
-            ErrorCode.READ_FAILED, f"cannot read the file: {type(exc).__name__}: {str(exc)[:200]}"
-        ) from None
-    try:
-        st = os.fstat(fd)  # the file may have been swapped between stat and open
-        bad = _not_regular(st.st_mode)
-        if bad is not None:
-            raise bad
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise _too_large(max_bytes, st.st_size)
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _unsupported(uri: str) -> FileError:
