@@ -594,15 +594,9 @@ def load_options(
 
 
 def listing_kwargs(opts: ScoreOptions) -> dict[str, Any]:
-    """Keyword arguments of `storage.list_inputs` for these options: `extensions`, and `allowed_roots` once
-    `list_inputs` takes it (checked on its signature, so either side can land first)."""
-    import inspect
-
-    from aei_batch.io import storage
-
+    """Keyword arguments of `storage.list_inputs` for these options: `extensions` and `allowed_roots`."""
     kwargs: dict[str, Any] = {"extensions": opts.extensions}
-    takes = "allowed_roots" in inspect.signature(storage.list_inputs).parameters
-    if opts.allowed_roots is not None and takes:
+    if opts.allowed_roots is not None:
         kwargs["allowed_roots"] = list(opts.allowed_roots)
     return kwargs
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+from aei_batch.io.security import redact
+
 
 class ErrorCode(StrEnum):
     """Stable codes for error rows. Documented in docs/ERRORS.md; never renamed."""
@@ -28,6 +30,10 @@ class ErrorCode(StrEnum):
     FEATURE_FAILED = "FEATURE_FAILED"  # feature extraction raised
     PREDICT_FAILED = "PREDICT_FAILED"  # the model raised on this file
     INTERNAL = "INTERNAL"  # an unexpected exception (a bug): reported, never silent
+    NOT_REGULAR_FILE = "NOT_REGULAR_FILE"  # a FIFO, device, socket or folder where a file was expected
+    OUTSIDE_ROOTS = "OUTSIDE_ROOTS"  # a manifest uri outside the allowed roots (--allow-root)
+    BAD_FILE_NAME = "BAD_FILE_NAME"  # a file name that is not valid UTF-8 (shown escaped)
+    UNSUPPORTED_SCHEME = "UNSUPPORTED_SCHEME"  # a manifest uri of a scheme we do not read (http://...)
 
 
 class ExitCode(IntEnum):
@@ -51,8 +57,8 @@ class AeiError(Exception):
     exit_code: ExitCode = ExitCode.UNEXPECTED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
+        super().__init__(redact(message))  # no credential ever reaches a message (io/security.py)
+        self.hint = redact(hint) if hint else hint
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -87,6 +93,7 @@ class FileError(Exception):
     """A per-file failure with a stable code; caught by the stages and turned into an error row."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.code = code
         self.message = message

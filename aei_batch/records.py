@@ -294,15 +294,29 @@ FRAMES_SCHEMA = pa.schema(
 
 @dataclass(frozen=True, slots=True)
 class FileRef:
-    """One input file: where it is and what identifies its content."""
+    """One input file: where it is and what identifies its content.
+
+    `error_code`/`error_message` are set when listing already decided the file's fate (a manifest uri
+    outside the allowed roots, a FIFO, a name that is not UTF-8: aei_batch/io/storage.py); the scoring
+    stage turns such a ref into its error row without reading it.
+    """
 
     uri: str
     size: int | None = None
     etag: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    error_code: str | None = None
+    error_message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "size": self.size, "etag": self.etag, "extra": dict(self.extra)}
+        return {
+            "uri": self.uri,
+            "size": self.size,
+            "etag": self.etag,
+            "extra": dict(self.extra),
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileRef:
@@ -313,4 +327,6 @@ class FileRef:
             size=None if size is None or size != size else int(size),
             etag=d.get("etag"),
             extra={str(k): str(v) for k, v in dict(extra).items() if v is not None},
+            error_code=d.get("error_code"),
+            error_message=d.get("error_message"),
         )

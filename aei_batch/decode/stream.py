@@ -6,8 +6,8 @@ call that is hundreds of megabytes per worker. `iter_audio_chunks` instead reads
 with soxr's streaming resampler (`soxr.ResampleStream`, the same HQ filter `decode_audio` uses, with
 its state carried across chunks so there is no seam) and yields `(channels, n)` float32 arrays at
 the analysis rate. The source is a local path (read by path: the bytes never sit in memory) or the
-bytes of a small file. `open_source` turns a URI into such a source, spooling S3 objects to a
-temporary file in bounded blocks.
+bytes of a small file. This module knows nothing of storage: `aei_batch.io.storage.open_source` turns a
+uri into such a path (spooling remote objects to a temporary file in bounded blocks).
 
 Per-file problems raise `FileError` with the same stable codes as `decode_audio`.
 """
@@ -17,10 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -191,36 +189,3 @@ def iter_audio_chunks(
     tail = rs.resample_chunk(np.zeros((0, n_channels), dtype=np.float32), last=True)
     if tail.shape[0]:
         yield np.ascontiguousarray(tail.T)
-
-
-@contextlib.contextmanager
-def open_source(uri: str, *, max_bytes: int | None = None, block_bytes: int = 8 << 20) -> Iterator[str]:
-    """A local path for `uri`: local files as they are; s3:// objects spooled to a temporary file.
-
-    The spool copies in `block_bytes` pieces, so memory stays bounded for any object size. Raises
-    FileError(FILE_TOO_LARGE) past `max_bytes`; read errors propagate (the stage classifies them).
-    """
-    from aei_batch.io import storage
-
-    if not storage.is_s3(uri):
-        yield storage.local_path(uri)
-        return
-    bucket, key = storage.split_s3(uri)
-    fd, tmp = tempfile.mkstemp(prefix="aei-spool-", suffix=Path(key).suffix)
-    try:
-        body = storage.s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-        with os.fdopen(fd, "wb") as out:
-            total = 0
-            for piece in iter(lambda: body.read(block_bytes), b""):
-                total += len(piece)
-                if max_bytes is not None and total > max_bytes:
-                    raise FileError(
-                        ErrorCode.FILE_TOO_LARGE,
-                        f"file is over the limit of {max_bytes} bytes (--max-file-mb)",
-                    )
-                out.write(piece)
-        body.close()
-        yield tmp
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)

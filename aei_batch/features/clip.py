@@ -10,6 +10,7 @@ reading local files, decoding and features, all under the decode timeout.
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 
@@ -40,30 +41,17 @@ def decode_and_extract(
 
 def read_local(path: str, max_bytes: int | None) -> bytes:
     """A local file's bytes, at most `max_bytes`; per-file problems raise FileError (READ_FAILED,
-    FILE_TOO_LARGE) with the messages `aei_batch.scoring.inputs.fetch` gives."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise _read_failed(exc) from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise FileError(
-            ErrorCode.FILE_TOO_LARGE, f"file is over the limit of {max_bytes} bytes (--max-file-mb)"
-        )
-    return data
+    FILE_TOO_LARGE, NOT_REGULAR_FILE: a FIFO or device fails at once, never blocks or reads to the limit)."""
+    from aei_batch.io.local import read_local as read
+
+    return read(path, max_bytes)
 
 
 def check_readable(path: str) -> None:
-    """READ_FAILED now for a local file that cannot be opened (it is read later, elsewhere)."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise _read_failed(exc) from None
+    """The per-file errors of a local file now (READ_FAILED, NOT_REGULAR_FILE); it is read later."""
+    from aei_batch.io.local import open_regular
 
-
-def _read_failed(exc: OSError) -> FileError:
-    return FileError(ErrorCode.READ_FAILED, f"cannot read the file: {type(exc).__name__}: {str(exc)[:200]}")
+    os.close(open_regular(path, None))
 
 
 def read_decode_and_extract(
@@ -87,6 +75,8 @@ def watchdog_warm_up() -> None:
     imports and the common feature kernels, so that the first file's timeout measures that file only."""
     import av  # noqa: F401 - imported for its start-up cost (the fallback decoder)
     import soundfile as sf
+
+    import aei_batch.io.local  # noqa: F401 - read_local's module, so its import is not on file 1's clock
 
     buf = io.BytesIO()
     tone = np.sin(np.arange(22050, dtype=np.float32) / 10) * 0.1

@@ -6,7 +6,8 @@
       <model>.skops        scikit-learn estimators in skops format (no pickle; types checked on load)
 
 Every artifact's SHA-256 is recorded in the card and verified before loading, so a model directory on
-object storage cannot smuggle in a different file. A model directory may be local or on s3://.
+object storage cannot smuggle in a different file. A model directory may be local or on s3:// (cached
+locally by content: `materialise`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aei_batch.errors import ModelError
+from aei_batch.errors import FileError, ModelError
 from aei_batch.records import EMOTIONS
 
 CARD_NAME = "card.json"
 CARD_FORMAT = 1
+_CARD_HINT = "the card was edited or corrupted: restore the model directory or retrain it"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -58,8 +66,23 @@ class ModelCard:
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
         d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ModelError("the model card is not a JSON object", hint=_CARD_HINT)
         if d.get("format") != CARD_FORMAT:
             raise ModelError(f"unsupported model card format {d.get('format')!r} (expected {CARD_FORMAT})")
+        fs = d.get("feature_set")
+        if not isinstance(fs, dict) or not isinstance(fs.get("name"), str) or not fs.get("hash"):
+            raise ModelError(
+                f"the model card's feature_set is {_short(fs)}, not an object with a name and a hash",
+                hint=_CARD_HINT,
+            )
+        for key in ("options", "training"):
+            if key in d and not isinstance(d[key], dict):
+                raise ModelError(
+                    f"the model card's {key} is {_short(d[key])}, not an object", hint=_CARD_HINT
+                )
+        if not isinstance(d.get("models"), dict) or not d["models"]:
+            raise ModelError("the model card lists no models", hint=_CARD_HINT)
         d["models"] = {k: ArtifactInfo(**v) for k, v in d["models"].items()}
         card = cls(**d)
         if list(card.label_order) != list(EMOTIONS):
@@ -75,35 +98,101 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def materialise(model_dir: str) -> Path:
-    """Return a local folder holding the model directory (downloading an s3:// one to a temp dir)."""
+MODEL_CACHE_ENV = "AEI_MODEL_CACHE"
+MODEL_CACHE_KEEP = 4  # model versions kept in the cache (the least recently used are removed)
+
+
+def model_cache_root() -> Path:
+    """Where s3:// model directories are cached: $AEI_MODEL_CACHE, else ~/.cache/aei-batch/models.
+
+    When that folder cannot be created (a read-only home in a container), the cache is this process's
+    temporary folder instead, removed at exit (aei_batch.io.storage.temp_root)."""
     from aei_batch.io import storage
 
-    if not storage.is_s3(model_dir):
-        p = Path(model_dir).expanduser()
+    configured = os.environ.get(MODEL_CACHE_ENV)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    root = Path(configured) if configured else Path(base) / "aei-batch" / "models"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError(str(root))
+    except OSError:
+        return storage.temp_dir("aei-model-")
+    return root
+
+
+def materialise(model_dir: str) -> Path:
+    """A local folder holding the model directory.
+
+    A local (or file://) directory is used in place. An s3:// one is downloaded once per content into
+    the model cache (`model_cache_root()`), keyed by the SHA-256 of its card, which itself pins every
+    artifact's SHA-256: a rerun, and every worker on the machine, reuses it instead of leaving a copy in
+    $TMPDIR per run. A missing bucket or card is a ModelError (exit 7)."""
+    from aei_batch.io import storage
+
+    storage.refuse_credentials_in_url(model_dir, "model directory")
+    local_dir = storage.as_local_path(model_dir)
+    if local_dir is not None:
+        p = Path(local_dir).expanduser()
         if not (p / CARD_NAME).is_file():
             raise ModelError(
                 f"no model at {model_dir}: {CARD_NAME} not found",
                 hint="train one with `aei-batch train --data DIR --model-dir DIR`, or fix --model-dir",
             )
         return p
-    storage.check_s3_access(model_dir)
-    local = Path(tempfile.mkdtemp(prefix="aei-model-"))
-    prefix = model_dir.rstrip("/") + "/"
+    card_bytes = _read_model_file(model_dir, CARD_NAME)
+    cache = model_cache_root()
+    entry = cache / hashlib.sha256(card_bytes).hexdigest()[:32]
+    if (entry / _COMPLETE).is_file():
+        os.utime(entry)  # most recently used
+        return entry
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=cache))
     try:
-        card_bytes = storage.read_bytes(prefix + CARD_NAME)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"cannot read {prefix}{CARD_NAME}: {type(exc).__name__}") from None
-    (local / CARD_NAME).write_bytes(card_bytes)
-    card = load_card(local)
-    for art in card.models.values():
-        dest = artifact_path(local, art.file)
+        (staging / CARD_NAME).write_bytes(card_bytes)
+        card = load_card(staging)
+        for art in card.models.values():
+            artifact_path(staging, art.file).write_bytes(_read_model_file(model_dir, art.file))
+        (staging / _COMPLETE).write_text(model_dir + "\n")
         try:
-            data = storage.read_bytes(prefix + art.file)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"cannot read model artifact {prefix}{art.file}: {type(exc).__name__}") from None
-        dest.write_bytes(data)
-    return local
+            os.rename(staging, entry)  # atomic; another process may have won the race: use its copy
+        except OSError:
+            if not (entry / _COMPLETE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _prune_cache(cache, keep=entry)
+    return entry
+
+
+_COMPLETE = ".complete"
+
+
+def _read_model_file(model_dir: str, name: str) -> bytes:
+    """One file of an s3:// model directory; a missing bucket or file is a ModelError (exit 7)."""
+    from aei_batch.errors import InputNotFoundError
+    from aei_batch.io import storage
+
+    uri = storage.join(model_dir, name)
+    try:
+        return storage.read_bytes(uri, max_bytes=None)
+    except FileError as exc:
+        raise ModelError(
+            f"cannot read {uri}: {exc.message}",
+            hint="check --model-dir (bucket and prefix) or retrain the model",
+        ) from None
+    except InputNotFoundError as exc:
+        raise ModelError(
+            f"model directory {model_dir}: {exc}", hint="check the bucket name in --model-dir"
+        ) from None
+
+
+def _prune_cache(cache: Path, *, keep: Path) -> None:
+    """Remove the least recently used model versions beyond MODEL_CACHE_KEEP (never `keep`)."""
+    entries = [p for p in cache.iterdir() if p.is_dir() and (p / _COMPLETE).is_file()]
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[MODEL_CACHE_KEEP:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def artifact_path(local_dir: Path, file: str) -> Path:

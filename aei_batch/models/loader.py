@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from aei_batch.errors import ModelError
+from aei_batch.errors import ConfigError, ModelError
 from aei_batch.features import FeatureSet, get_feature_set
 from aei_batch.models.card import ArtifactInfo, ModelCard, load_card, materialise, verify_artifact
 
@@ -68,7 +68,15 @@ def _load_classifier(local_dir: Any, name: str, art: ArtifactInfo) -> Any:
 def check_feature_hash(card: ModelCard) -> FeatureSet:
     """The extractor this code would run must be the one the model was trained on."""
     fs_info = card.feature_set
-    fs = get_feature_set(str(fs_info.get("name")))
+    try:
+        fs = get_feature_set(str(fs_info.get("name")))
+    except ConfigError as exc:  # an unknown name in the card is the model's problem, not the flags'
+        raise ModelError(
+            f"the model card names feature set {fs_info.get('name')!r}, which this aei_batch does not have",
+            hint=f"{exc.hint or ''}; retrain the model, or use the aei_batch version that trained it".lstrip(
+                "; "
+            ),
+        ) from None
     if fs.param_hash != fs_info.get("hash"):
         raise ModelError(
             f"model was trained on feature set {fs_info.get('name')} with hash {fs_info.get('hash')}, "
@@ -76,6 +84,35 @@ def check_feature_hash(card: ModelCard) -> FeatureSet:
             hint="retrain the model with this version of aei_batch (features changed since it was trained)",
         )
     return fs
+
+
+def check_options(card: ModelCard, fs: FeatureSet) -> None:
+    """A speaker-adaptive card must carry global statistics of the feature set's dimension: a wrong
+    shape would broadcast silently (or not at all) and turn every prediction into the same class."""
+    if not card.options.get("speaker_adaptive"):
+        return
+    stats = card.options.get("global_stats")
+    problem = None
+    if not isinstance(stats, dict) or not {"mean", "std"} <= set(stats):
+        problem = "has no options.global_stats with 'mean' and 'std'"
+    else:
+        try:
+            mean = np.asarray(stats["mean"], dtype=np.float64)
+            std = np.asarray(stats["std"], dtype=np.float64)
+        except (TypeError, ValueError):
+            mean = std = np.zeros(0)
+        if mean.shape != (fs.dim,) or std.shape != (fs.dim,):
+            problem = (
+                f"has options.global_stats of shape mean {mean.shape}, std {std.shape}; "
+                f"feature set {fs.name} has {fs.dim} features"
+            )
+        elif not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            problem = "has options.global_stats with non-finite values or a std that is not positive"
+    if problem:
+        raise ModelError(
+            f"the speaker-adaptive model card {problem}",
+            hint="the card was edited or corrupted: restore the model directory or retrain it",
+        )
 
 
 def load_model(model_dir: str, name: str | None = None) -> LoadedModel:
@@ -88,6 +125,7 @@ def load_model(model_dir: str, name: str | None = None) -> LoadedModel:
             hint="pass it as --video-model; --model-dir takes an audio model directory",
         )
     fs = check_feature_hash(card)
+    check_options(card, fs)
     chosen = name or card.default_model
     if chosen not in card.models:
         raise ModelError(

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -26,8 +26,12 @@ from aei_batch.scoring.summary import RunSummary
 log = logging.getLogger(__name__)
 
 
-def list_refs(source: str, extensions: Iterable[str] | None) -> list[FileRef]:
-    refs = list(storage.list_inputs(source, extensions=extensions))
+def list_refs(opts: ScoreOptions) -> list[FileRef]:
+    """Every input file (error rows decided at listing included); InputNotFoundError when there is none."""
+    from aei_batch.config import listing_kwargs
+
+    source = opts.source
+    refs = list(storage.list_inputs(source, **listing_kwargs(opts)))
     if not refs:
         raise InputNotFoundError(
             f"no input files found under {source}",
@@ -108,9 +112,8 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunS
     from aei_batch.runtime.adapter import StageSpec
     from aei_batch.runtime.runners import Runtime, auto_batch_size, resolve_runner
 
-    if storage.is_s3(opts.output):
-        storage.check_s3_access(opts.output)
-    refs = list_refs(opts.source, opts.extensions)
+    storage.check_access(opts.output)
+    refs = list_refs(opts)
     runner = resolve_runner(opts.runner, [r.size for r in refs])
     log.info("runner: %s (--runner %s, %d files)", runner, opts.runner, len(refs))
     rt = early if early is not None and runner == "ray" else Runtime(runner, opts.workers)

@@ -474,18 +474,16 @@ class WindowScorer:
         memory). A local file is probed from its header here and read by the decoder child alone."""
         import contextlib
 
-        from aei_batch.decode.stream import open_source
-        from aei_batch.features.clip import check_readable
-        from aei_batch.scoring.inputs import check_listed_size, fetch, local_path
+        from aei_batch.io import storage
+        from aei_batch.scoring.inputs import check_listed_size, fetch
 
         check_listed_size(ref, self.ctx)
         size = ref.get("size")
-        path = local_path(ref["uri"])
-        if path is not None:
-            check_readable(path)  # READ_FAILED now, as for a file read here
-        elif size is not None and size <= SPOOL_MIN_BYTES:
+        if storage.as_local_path(ref["uri"]) is None and size is not None and size <= SPOOL_MIN_BYTES:
             return contextlib.nullcontext(fetch(ref, self.ctx))
-        return _classified(open_source(ref["uri"], max_bytes=self.ctx.max_file_bytes))
+        # a local file is checked now (READ_FAILED, NOT_REGULAR_FILE) and read by the decoder child;
+        # a remote one is spooled; errors come classified (FileError rows, AeiError for the store)
+        return storage.open_source(ref["uri"], max_bytes=self.ctx.max_file_bytes)
 
     def finish(
         self, wf: WindowedFile, proba: np.ndarray, ref: dict[str, Any], row: dict[str, Any]
@@ -533,29 +531,3 @@ def _segment_row(
         row[c] = file_row[c]
     row.update({c: float(v) for c, v in zip(PROB_COLUMNS, p, strict=True)})
     return row
-
-
-class _classified:
-    """Wrap a source context manager: read failures become READ_FAILED rows, an unreachable store fails."""
-
-    def __init__(self, cm: Any) -> None:
-        self.cm = cm
-
-    def __enter__(self) -> Any:
-        from aei_batch.errors import StorageError
-        from aei_batch.scoring.inputs import _SYSTEMIC_S3
-
-        try:
-            return self.cm.__enter__()
-        except FileError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - classified here
-            name = type(exc).__name__
-            if name in _SYSTEMIC_S3:
-                raise StorageError(f"storage unreachable while reading files ({name})") from None
-            raise FileError(
-                ErrorCode.READ_FAILED, f"cannot read the file: {name}: {str(exc)[:200]}"
-            ) from None
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self.cm.__exit__(*exc)

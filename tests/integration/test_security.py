@@ -160,11 +160,13 @@ def _upload_model(s3: SeaweedS3, bucket: str, model: Path, prefix: str, edit: An
 
 
 def test_model_from_s3_cannot_write_outside_its_folder(
-    s3_bucket: str, s3_env: SeaweedS3, tmp_path: Path, trained_model: Path
+    s3_bucket: str, s3_env: SeaweedS3, tmp_path: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aei_batch.models.loader import load_model
 
     tag = uuid.uuid4().hex[:10]
+    cache = tmp_path / "cache"  # materialise() downloads into a staging folder in the model cache
+    monkeypatch.setenv("AEI_MODEL_CACHE", str(cache))
     tmp_root = Path(tempfile.gettempdir())
     names = {
         "parent": f"../escape-{tag}.skops",
@@ -179,8 +181,10 @@ def test_model_from_s3_cannot_write_outside_its_folder(
         uri = _upload_model(s3_env, s3_bucket, trained_model, f"model-{what}", edit)
         with pytest.raises(ModelError, match="not a plain file name"):
             load_model(uri)
-    # materialise() downloads into mkdtemp() under the temp dir: these are where an escape would land
-    targets = [tmp_root / f"{stem}-{tag}.skops" for stem in ("escape", "abs", "nested")]
+    # materialise() downloads into a folder of the cache: these are where an escape would land
+    targets = [
+        root / f"{stem}-{tag}.skops" for stem in ("escape", "abs", "nested") for root in (tmp_root, tmp_path)
+    ]
     leaked = [p for p in targets + [Path.cwd() / f"escape-{tag}.skops"] if p.exists()]
     assert not leaked, f"files written outside the model folder: {leaked}"
     # The untouched model loads from S3 (the check does not refuse honest cards).
@@ -190,10 +194,10 @@ def test_model_from_s3_cannot_write_outside_its_folder(
 
 def test_spooled_s3_keys_stay_in_the_temp_dir(s3_bucket: str, s3_env: SeaweedS3) -> None:
     """Large S3 objects are spooled to a temporary file: an odd key never shapes its path."""
-    from aei_batch.decode.stream import open_source
+    from aei_batch.io.storage import open_source, temp_root
 
     client = s3_env.client()
-    tmp_root = Path(tempfile.gettempdir()).resolve()
+    tmp_root = temp_root().resolve()  # this process's temporary folder, removed at exit
     for key in ODD_KEYS:
         client.put_object(Bucket=s3_bucket, Key=key, Body=M.noise_wav_bytes(seconds=0.5))
         with open_source(f"s3://{s3_bucket}/{key}") as local:

@@ -10,10 +10,7 @@ This sink is independent of the predictions table's format (Parquet or Iceberg).
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -53,7 +50,7 @@ class FramesSink:
 
     def __init__(self, location: str, run_id: str, run_date: str) -> None:
         self.destination = frames_path(location, run_date, run_id)
-        self._dir = Path(tempfile.mkdtemp(prefix=f"aei-frames-{run_id}-"))
+        self._dir = storage.temp_dir(f"aei-frames-{run_id}-")  # removed at exit, even on SIGTERM
         self._staging = self._dir / "frames.parquet"
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
@@ -70,16 +67,10 @@ class FramesSink:
             self.write(FRAMES_SCHEMA.empty_table())
         assert self._writer is not None
         self._writer.close()
-        if storage.is_s3(self.destination):
-            bucket, key = storage.split_s3(self.destination)
-            storage.s3_client().upload_file(str(self._staging), bucket, key)
-        else:
-            dest = Path(self.destination)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            hidden = dest.parent / f".{dest.name}.inflight"
-            shutil.copyfile(self._staging, hidden)
-            os.replace(hidden, dest)
-        shutil.rmtree(self._dir, ignore_errors=True)
+        try:
+            storage.publish(self._staging, self.destination)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
         return self.destination
 
     def abort(self) -> None:
@@ -92,17 +83,9 @@ def read_frames(location: str) -> pa.Table:
     """Every published frame row under `location` (local or s3://)."""
     import pyarrow.dataset as ds
 
-    filesystem = None
-    path = location
-    if storage.is_s3(location):
-        from pyarrow import fs as pafs
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
-        kw = {"endpoint_override": endpoint, "scheme": endpoint.split(":")[0]} if endpoint else {}
-        filesystem = pafs.S3FileSystem(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **kw)
-        path = location[len("s3://") :].rstrip("/")
-    elif not Path(location).exists():
+    if storage.as_local_path(location) is not None and not storage.exists(location):
         return FRAMES_SCHEMA.empty_table()
+    filesystem, path = storage.filesystem(location)
     return ds.dataset(
         path, format="parquet", filesystem=filesystem, schema=FRAMES_SCHEMA, partitioning=None
     ).to_table()

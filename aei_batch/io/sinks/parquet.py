@@ -14,10 +14,7 @@ commit removes (the latest `scored_at` per key wins). Use the Iceberg table wher
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +40,7 @@ class ParquetSink:
         self.replaced = 0
         self.run_id = run_id
         self.run_date = run_date
-        self._dir = Path(tempfile.mkdtemp(prefix=f"aei-staging-{run_id}-"))
+        self._dir = storage.temp_dir(f"aei-staging-{run_id}-")  # removed at exit, even on SIGTERM
         self._staging = self._dir / f"part-{run_id}.parquet"
         self._writer: BufferedParquetWriter | None = None
         self.rows = 0
@@ -97,16 +94,7 @@ class ParquetSink:
         local = self._dir / f"publish-{abs(hash(dest_uri))}.parquet"
         rows = rows.select(PREDICTIONS_SCHEMA.names).cast(PREDICTIONS_SCHEMA)
         pq.write_table(rows, local, compression="zstd")
-        if storage.is_s3(dest_uri):
-            bucket, key = storage.split_s3(dest_uri)
-            storage.s3_client().upload_file(str(local), bucket, key)
-        else:
-            dest = Path(dest_uri)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            hidden = dest.parent / f".{dest.name}.inflight"  # same filesystem, so the rename is atomic
-            shutil.copyfile(local, hidden)
-            os.replace(hidden, dest)
-        return dest_uri
+        return storage.publish(local, dest_uri)
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -121,14 +109,7 @@ def _partition_files(output: str) -> dict[str, list[str]]:
     """Published files by run date: `{ "2026-11-24": [uri, ...] }` (hidden and in-flight files left out)."""
     root = output.rstrip("/")
     found: dict[str, list[str]] = {}
-    if storage.is_s3(root):
-        bucket, prefix = storage.split_s3(root + "/")
-        pages = storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        names = [o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", [])]
-    else:
-        base = Path(root)
-        names = [str(p.relative_to(base)) for p in base.glob("run_date=*/*.parquet")] if base.is_dir() else []
-    for name in names:
+    for name in storage.list_files(root):
         part, _, file = name.partition("/")
         if (
             part.startswith("run_date=")
@@ -144,64 +125,35 @@ def _read_files(output: str, uris: list[str], columns: list[str] | None) -> pa.T
     if not uris:
         names = columns or PREDICTIONS_SCHEMA.names
         return pa.schema([PREDICTIONS_SCHEMA.field(c) for c in names]).empty_table()
+    return _files_dataset(uris).to_table(columns=columns)
+
+
+def _files_dataset(uris: list[str]) -> Any:
+    """A pyarrow dataset over published files (all under one table location)."""
     import pyarrow.dataset as ds
 
-    filesystem, _ = _filesystem(output)
-    paths = [u[len("s3://") :] if storage.is_s3(u) else u for u in uris]
-    return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA).to_table(
-        columns=columns
-    )
+    filesystem, _ = storage.filesystem(uris[0])
+    paths = [storage.fs_path(u) for u in uris]
+    return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA)
 
 
 def _delete(uris: list[str]) -> None:
-    for uri in uris:
-        if storage.is_s3(uri):
-            bucket, key = storage.split_s3(uri)
-            storage.s3_client().delete_object(Bucket=bucket, Key=key)
-        else:
-            Path(uri).unlink(missing_ok=True)
-
-
-def _filesystem(output: str) -> tuple[Any, str]:
-    """(pyarrow filesystem, path) for a local folder or an s3:// prefix."""
-    if storage.is_s3(output):
-        from pyarrow import fs as pafs
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
-        kw = {"endpoint_override": endpoint, "scheme": endpoint.split(":")[0]} if endpoint else {}
-        filesystem = pafs.S3FileSystem(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **kw)
-        return filesystem, output[len("s3://") :].rstrip("/")
-    return None, output
+    storage.delete(uris)
 
 
 def _dataset(output: str) -> Any:
     """The published files as a pyarrow dataset, or None when there are none yet."""
-    import pyarrow.dataset as ds
-
     files = [f for fs in _partition_files(output).values() for f in fs]
-    if not files:
-        return None
-    filesystem, _ = _filesystem(output)
-    paths = [u[len("s3://") :] if storage.is_s3(u) else u for u in files]
-    return ds.dataset(paths, format="parquet", filesystem=filesystem, schema=PREDICTIONS_SCHEMA)
+    return _files_dataset(files) if files else None
 
 
 def read_table(output: str) -> pa.Table:
     """Read every published file of a Parquet predictions table (hidden/in-flight files are ignored)."""
     import pyarrow.dataset as ds
 
-    if storage.is_s3(output):
-        from pyarrow import fs as pafs
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
-        kw = {"endpoint_override": endpoint, "scheme": endpoint.split(":")[0]} if endpoint else {}
-        filesystem = pafs.S3FileSystem(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **kw)
-        path = output[len("s3://") :].rstrip("/")
-    else:
-        filesystem = None
-        path = output
-        if not Path(output).exists():
-            return PREDICTIONS_SCHEMA.empty_table()
+    if storage.as_local_path(output) is not None and not storage.exists(output):
+        return PREDICTIONS_SCHEMA.empty_table()
+    filesystem, path = storage.filesystem(output)
     dataset = ds.dataset(
         path,
         format="parquet",

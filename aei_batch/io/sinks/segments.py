@@ -21,10 +21,7 @@ and the rerun replaces them.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -69,7 +66,7 @@ class _Staging:
     """Segment rows staged in one local Parquet file while the run goes on."""
 
     def __init__(self, run_id: str) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix=f"aei-segments-{run_id}-"))
+        self._dir = storage.temp_dir(f"aei-segments-{run_id}-")  # removed at exit, even on SIGTERM
         self.path = self._dir / "segments.parquet"
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
@@ -110,16 +107,7 @@ class ParquetSegmentsSink:
         try:
             if self.rows == 0:
                 return None
-            if storage.is_s3(self.destination):
-                bucket, key = storage.split_s3(self.destination)
-                storage.s3_client().upload_file(str(self._staging.path), bucket, key)
-            else:
-                dest = Path(self.destination)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                hidden = dest.parent / f".{dest.name}.inflight"
-                shutil.copyfile(self._staging.path, hidden)
-                os.replace(hidden, dest)
-            return self.destination
+            return storage.publish(self._staging.path, self.destination)
         finally:
             self._staging.cleanup()
 
@@ -272,17 +260,9 @@ def _read_parquet(output: str) -> pa.Table:
     import pyarrow.dataset as ds
 
     loc = segments_location(output)
-    if storage.is_s3(loc):
-        from pyarrow import fs as pafs
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
-        kw = {"endpoint_override": endpoint, "scheme": endpoint.split(":")[0]} if endpoint else {}
-        filesystem: Any = pafs.S3FileSystem(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), **kw)
-        path = loc[len("s3://") :]
-    else:
-        filesystem, path = None, loc
-        if not Path(loc).exists():
-            return SEGMENTS_SCHEMA.empty_table()
+    if storage.as_local_path(loc) is not None and not storage.exists(loc):
+        return SEGMENTS_SCHEMA.empty_table()
+    filesystem, path = storage.filesystem(loc)
     return ds.dataset(
         path, format="parquet", filesystem=filesystem, schema=SEGMENTS_SCHEMA, partitioning=None
     ).to_table()
