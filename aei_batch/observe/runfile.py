@@ -7,8 +7,6 @@ written to a temporary name and renamed (a reader never sees half a file); on S3
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 RUNS_DIR = "_runs"
@@ -22,21 +20,18 @@ def run_summary_uri(output: str, run_id: str) -> str:
 
 
 def write_run_summary(output: str, run_id: str, data: dict[str, Any]) -> str:
-    """Write `data` as the run's summary JSON; returns its location. Raises OSError / botocore errors."""
+    """Write `data` as the run's summary JSON (one atomic publish); returns its location. Raises AeiError."""
     from aei_batch.io import storage
 
     uri = run_summary_uri(output, run_id)
     body = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
-    if storage.is_s3(uri):
-        bucket, key = storage.split_s3(uri)
-        storage.s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-        return uri
-    path = Path(storage.local_path(uri))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(body)
-    os.replace(tmp, path)
-    return str(path)
+    tmp = storage.temp_dir("aei-run-") / f"{run_id}.json"
+    try:
+        tmp.write_bytes(body)
+        return storage.publish(tmp, uri)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.parent.rmdir()
 
 
 def read_run_summary(output: str, run_id: str | None = None) -> dict[str, Any]:
@@ -57,14 +52,9 @@ def read_run_summary(output: str, run_id: str | None = None) -> dict[str, Any]:
             )
         run_id = ids[-1]  # run ids start with their UTC start time: the last sorts newest
     uri = run_summary_uri(output, run_id)
-    try:
-        data: dict[str, Any] = json.loads(storage.read_bytes(uri))
-    except FileNotFoundError:
-        raise InputNotFoundError(f"no run summary {uri}") from None
-    except Exception as exc:
-        if type(exc).__name__ in ("NoSuchKey", "ClientError"):
-            raise InputNotFoundError(f"no run summary {uri}") from None
-        raise
+    if not storage.exists(uri):
+        raise InputNotFoundError(f"no run summary {uri}")
+    data: dict[str, Any] = json.loads(storage.read_bytes(uri))
     return data
 
 
@@ -72,15 +62,5 @@ def list_run_ids(output: str) -> list[str]:
     """The run ids that have a summary under `<output>/_runs/`, oldest first."""
     from aei_batch.io import storage
 
-    base = f"{output.rstrip('/')}/{RUNS_DIR}/"
-    if storage.is_s3(base):
-        bucket, prefix = storage.split_s3(base)
-        names: list[str] = []
-        for page in (
-            storage.s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        ):
-            names += [o["Key"][len(prefix) :] for o in page.get("Contents", [])]
-    else:
-        folder = Path(storage.local_path(base))
-        names = [p.name for p in folder.glob("*.json")] if folder.is_dir() else []
+    names = storage.list_files(storage.join(output, RUNS_DIR))
     return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and "/" not in n)
