@@ -205,3 +205,37 @@ def test_wrong_catalog_secret_and_legacy_metadata_fail_with_exit_codes(iceberg_s
     assert open_table(settings, create=False).metadata_location == committed
     monkeypatch.delenv(pointer.ADOPT_ENV)
     assert pointer.committed_metadata(loc) == committed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["rest", "local"])
+def test_two_parallel_score_commands_leave_one_row_per_file(
+    where, iceberg_server, synth_corpus, trained_model, tmp_path, monkeypatch
+):
+    """The real CLI, twice at once over the same 8 files into one table (`--runner local`)."""
+    for k, v in iceberg_server.env().items():
+        monkeypatch.setenv(k, v)
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    for p in sorted(synth_corpus.rglob("*-18.wav")):
+        shutil.copy(p, corpus / p.name)
+    out = tmp_path / "out"
+    config = tmp_path / "job.yaml"
+    ident = f"cli{uuid.uuid4().hex[:8]}.predictions"
+    block = {"table": ident, "catalog": iceberg_server.catalog_properties()} if where == "rest" else {}
+    config.write_text(json.dumps({"table": ident, **block}))  # JSON is YAML
+    exe = Path(sys.executable).with_name("aei-batch")
+    args = [str(exe), "score", str(corpus), "-m", str(trained_model), "-o", str(out), "-c", str(config)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    procs = [
+        subprocess.Popen(
+            [*args, "--runner", "local", "--no-progress"], env=env, text=True, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-2000:] for e in errs)
+    settings = tables.resolve_catalog(str(out), catalog=block.get("catalog"), table=ident)
+    rows = read_predictions(str(out), catalog=settings)
+    assert rows.num_rows == 8 and len(pc.unique(tables.table_keys(rows))) == 8
+    assert "Traceback" not in "".join(errs)

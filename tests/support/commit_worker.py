@@ -3,7 +3,8 @@
 Used by the commit-protocol tests to drive the real sinks from several processes at once. SPEC keys:
 output, catalog (a `catalog:` block or null), run_id, keys (how many files), start (first file number),
 chunks (commits: chunks-1 checkpoints, then the final commit unless `stop_before_final`), barrier (a path:
-wait until it exists before committing), segments (also write 2 segment rows per file), resume_match.
+wait until it exists before committing), segments (also write 2 segment rows per file), resume_match (a
+command fingerprint: checkpoints carry it as `aei.command`; the run first resumes unfinished runs of it).
 Prints one JSON line: rows, replaced, checkpoints, unfinished runs seen, resumed keys.
 """
 
@@ -62,7 +63,7 @@ def main(spec: dict) -> dict:
     segs = IcebergSegmentsSink(settings, run_id, run_date) if spec.get("segments") else None
     numbers = list(range(spec.get("start", 0), spec.get("start", 0) + spec["keys"]))
     out: dict = {"run_id": run_id}
-    match = spec.get("resume_match")
+    match = {"aei.command": spec["resume_match"]} if spec.get("resume_match") else None
     if match is not None:
         unfinished = sink.unfinished_runs(match)
         done = sink.existing_keys(MODEL_VERSION, run_ids=unfinished)
@@ -75,7 +76,7 @@ def main(spec: dict) -> dict:
             time.sleep(0.01)
     chunks = max(1, spec.get("chunks", 1))
     size = -(-len(numbers) // chunks) if numbers else 0
-    props = {"aei.command": match or "cmd"} if isinstance(match, str) else dict(match or {})
+    props = dict(match or {"aei.command": "cmd"})
     part = prediction_rows(run_id, [], run_date)
     for c in range(chunks):
         part = prediction_rows(run_id, numbers[c * size : (c + 1) * size], run_date)

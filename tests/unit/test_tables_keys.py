@@ -128,7 +128,8 @@ def test_resolve_catalog_defaults_and_precedence(tmp_path, monkeypatch):
     assert "hunter2" not in str(cfg.redacted())
     monkeypatch.setenv("AEI_CATALOG_URI", "https://rest.example/catalog")
     assert tables.resolve_catalog("x", catalog=block).properties["type"] == "rest"
-    rest = tables.resolve_catalog("s3://out/x", catalog={"type": "rest", "uri": "http://c", "warehouse": "lake"})
+    rest_block = {"type": "rest", "uri": "http://c", "warehouse": "lake"}
+    rest = tables.resolve_catalog("s3://out/x", catalog=rest_block)
     assert rest.table_location() is None and rest.properties["warehouse"] == "lake"  # the server places it
     assert rest.properties["s3.endpoint"] == "http://127.0.0.1:9"
     assert tables.resolve_catalog("x", catalog_uri="sqlite:////c.db").properties["uri"] == "sqlite:////c.db"
