@@ -239,3 +239,29 @@ def test_two_parallel_score_commands_leave_one_row_per_file(
     rows = read_predictions(str(out), catalog=settings)
     assert rows.num_rows == 8 and len(pc.unique(tables.table_keys(rows))) == 8
     assert "Traceback" not in "".join(errs)
+
+
+def test_overwrite_run_date_with_checkpoints_keeps_the_runs_own_rows(tmp_path, monkeypatch):
+    """A rescore of a day that checkpoints: each commit drops other runs' rows of the day, never its own."""
+    from tests.support import commit_worker
+
+    monkeypatch.delenv(KILL_AT_ENV, raising=False)
+    out = str(tmp_path / "out")
+    commit_worker.main({"output": out, "run_id": "old", "keys": 12, "start": 100, "segments": True})
+    commit_worker.main({"output": out, "run_id": "old2", "keys": 5, "start": 200, "run_date": "2026-11-28"})
+    res = commit_worker.main(
+        {
+            "output": out,
+            "run_id": "day",
+            "keys": 9,
+            "chunks": 3,
+            "mode": "overwrite-run-date",
+            "segments": True,
+        }
+    )
+    assert res["checkpoints"] == 2
+    rows = read_predictions(out)
+    by_run = rows.group_by(COL.run_id).aggregate([(COL.uri, "count")]).to_pylist()
+    assert {r[COL.run_id]: r[f"{COL.uri}_count"] for r in by_run} == {"day": 9, "old2": 5}
+    segs = read_segments(out, latest=False)
+    assert set(segs[COL.run_id].to_pylist()) == {"day"} and segs.num_rows == 18

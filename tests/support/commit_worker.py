@@ -60,7 +60,8 @@ def main(spec: dict) -> dict:
     run_id, run_date = spec["run_id"], spec.get("run_date", "2026-11-29")
     settings = tables.resolve_catalog(spec["output"], catalog=spec.get("catalog"))
     sink = IcebergSink(settings, run_id, run_date, mode=spec.get("mode", tables.MODE_MERGE))
-    segs = IcebergSegmentsSink(settings, run_id, run_date) if spec.get("segments") else None
+    mode = spec.get("mode", tables.MODE_MERGE)
+    segs = IcebergSegmentsSink(settings, run_id, run_date, mode=mode) if spec.get("segments") else None
     numbers = list(range(spec.get("start", 0), spec.get("start", 0) + spec["keys"]))
     out: dict = {"run_id": run_id}
     match = {"aei.command": spec["resume_match"]} if spec.get("resume_match") else None

@@ -121,6 +121,10 @@ def catalog_errors(settings: tables.CatalogSettings, action: str) -> Iterator[No
     except FileNotFoundError as exc:
         raise _missing_metadata(settings, exc) from None
     except OSError as exc:
+        if "max retries exceeded" in str(exc).lower() or "connection" in type(exc).__name__.lower():
+            raise StorageError(
+                f"cannot reach {where} while {action}: {exc}", hint=_catalog_hint(settings)
+            ) from None
         full = exc.errno == errno.ENOSPC or "No space left" in str(exc)
         raise StorageError(
             f"{'disk full' if full else 'I/O error'} while {action} ({where}): {exc}",
@@ -167,24 +171,41 @@ def _missing_metadata(settings: tables.CatalogSettings, exc: BaseException) -> A
 
 
 def load_catalog(settings: tables.CatalogSettings) -> Any:
-    """Open the configured pyiceberg catalog; unreachable or misconfigured catalogs fail fast."""
+    """Open the configured pyiceberg catalog; unreachable or misconfigured catalogs fail fast.
+
+    A rejected credential exits 6, an unreachable or failing catalog 8, bad properties 4.
+    """
     from pyiceberg import exceptions as ice
     from pyiceberg.catalog import load_catalog as _load
 
     uri = settings.properties.get("uri", "")
     if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(uri[len("sqlite:///") :]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the catalog folder {folder}: {exc}",
+                hint="check the output path and its rights",
+            ) from None
     try:
+        return _load(settings.name, **settings.properties)
+    except (ice.OAuthError, ice.UnauthorizedError, ice.ForbiddenError, ice.CommitStateUnknownException):
         with catalog_errors(settings, "opening the catalog"):
-            return _load(settings.name, **settings.properties)
-    except (CredentialsError, StorageError):
-        raise
-    except (AeiError, ice.RESTError, ValueError, TypeError, ImportError, NotImplementedError) as exc:
+            raise
+    except Exception as exc:  # noqa: BLE001 - every catalog type raises its own errors
+        text = f"{type(exc).__name__}: {exc}"
+        low = text.lower()
+        if isinstance(exc, OSError) or any(
+            w in low for w in ("connection", "timeout", "max retries", "disk")
+        ):
+            with catalog_errors(settings, "opening the catalog"):
+                raise
         raise ConfigError(
-            f"cannot open the Iceberg catalog {settings.name!r} ({settings.redacted()}): "
-            f"{type(exc).__name__}: {exc}",
+            f"cannot open the Iceberg catalog {settings.name!r} ({settings.redacted()}): {text}",
             hint=_catalog_hint(settings),
         ) from None
+    raise AssertionError("unreachable")
 
 
 def _without_pyiceberg_retries(table: Any) -> Any:
