@@ -265,3 +265,27 @@ def test_overwrite_run_date_with_checkpoints_keeps_the_runs_own_rows(tmp_path, m
     assert {r[COL.run_id]: r[f"{COL.uri}_count"] for r in by_run} == {"day": 9, "old2": 5}
     segs = read_segments(out, latest=False)
     assert set(segs[COL.run_id].to_pylist()) == {"day"} and segs.num_rows == 18
+
+
+def test_a_failed_checkpoint_is_retried_with_its_rows_and_never_twice(tmp_path, monkeypatch):
+    from aei_batch.io.sinks.iceberg import FAIL_BEFORE_COMMIT_ENV, IcebergSink, InjectedCommitFailure
+    from tests.support.commit_worker import prediction_rows
+
+    monkeypatch.delenv(KILL_AT_ENV, raising=False)
+    settings = tables.resolve_catalog(str(tmp_path / "out"))
+    sink = IcebergSink(settings, "r1", "2026-11-29")
+    sink.write(prediction_rows("r1", list(range(4)), "2026-11-29"))
+    monkeypatch.setenv(FAIL_BEFORE_COMMIT_ENV, "1")
+    with pytest.raises(InjectedCommitFailure):
+        sink.checkpoint()
+    monkeypatch.delenv(FAIL_BEFORE_COMMIT_ENV)
+    assert read_predictions(str(tmp_path / "out")).num_rows == 0
+    sink.write(prediction_rows("r1", list(range(4, 6)), "2026-11-29"))
+    assert sink.checkpoint() == 1 and read_predictions(str(tmp_path / "out")).num_rows == 6
+    sink._seq = 0  # as if the landed checkpoint had been reported as failed: the retry finds it, adds nothing
+    sink.write(prediction_rows("r1", list(range(4)), "2026-11-29"))
+    assert sink.checkpoint() == 1
+    sink.commit({"aei.rows": "6"})
+    rows = read_predictions(str(tmp_path / "out"))
+    assert rows.num_rows == 6 and unfinished_runs(sink.table) == []
+    assert sink.table.current_snapshot().summary["aei.rows"] == "6"

@@ -21,6 +21,7 @@ import random
 import shutil
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -188,8 +189,11 @@ def load_catalog(settings: tables.CatalogSettings) -> Any:
                 f"cannot create the catalog folder {folder}: {exc}",
                 hint="check the output path and its rights",
             ) from None
+    props = dict(settings.properties)
+    if settings.commit_pointer:  # one private in-memory database per catalog, reachable from every thread
+        props["uri"] = f"sqlite:///file:aei-{uuid.uuid4().hex}?mode=memory&cache=shared&uri=true"
     try:
-        return _load(settings.name, **settings.properties)
+        return _load(settings.name, **props)
     except (ice.OAuthError, ice.UnauthorizedError, ice.ForbiddenError, ice.CommitStateUnknownException):
         with catalog_errors(settings, "opening the catalog"):
             raise
@@ -490,8 +494,9 @@ class IcebergSink:
         self.handle = handle
         self._dir = Path(tempfile.mkdtemp(prefix=f"aei-staging-{run_id}-"))
         self._writer: BufferedParquetWriter | None = None
-        self._seq = 0  # checkpoints committed so far; rows being staged belong to checkpoint _seq + 1
-        self._staged = 0  # rows in the current staging part
+        self._parts: list[Path] = []  # staged files not committed yet (a failed checkpoint keeps its own)
+        self._seq = 0  # checkpoints committed so far
+        self._staged = 0  # rows staged and not committed yet
         self.rows = 0
         self.replaced = 0
         self.resumed: list[str] = []
@@ -525,24 +530,25 @@ class IcebergSink:
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
-            self._writer = BufferedParquetWriter(self._part(), PREDICTIONS_SCHEMA)  # whole row groups
+            part = self._dir / f"rows-{len(list(self._dir.iterdir())):05d}.parquet"
+            self._parts.append(part)
+            self._writer = BufferedParquetWriter(part, PREDICTIONS_SCHEMA)  # whole row groups
         self._writer.write_table(table.cast(PREDICTIONS_SCHEMA))
         self.rows += table.num_rows
         self._staged += table.num_rows
 
-    def _part(self) -> Path:
-        return self._dir / f"rows-{self._seq + 1:05d}.parquet"
-
     def _take_staged(self) -> pa.Table:
+        """Every row staged and not committed yet (the staged files stay until their commit lands)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        part = self._part()
-        return (
-            pq.read_table(part).cast(PREDICTIONS_SCHEMA)
-            if part.exists()
-            else PREDICTIONS_SCHEMA.empty_table()
-        )
+        parts = [pq.read_table(p).cast(PREDICTIONS_SCHEMA) for p in self._parts if p.exists()]
+        return pa.concat_tables(parts) if parts else PREDICTIONS_SCHEMA.empty_table()
+
+    def _committed(self) -> None:
+        for part in self._parts:
+            part.unlink(missing_ok=True)
+        self._parts, self._staged = [], 0
 
     def checkpoint(self, properties: Mapping[str, str] | None = None) -> int | None:
         """Commit the rows staged since the last checkpoint; returns its sequence number (None: no rows).
@@ -554,9 +560,8 @@ class IcebergSink:
         rows = self._take_staged()
         tag = f"checkpoint-{self._seq + 1}"
         self._commit_chunk(rows, tag, properties)
-        self._part().unlink(missing_ok=True)
+        self._committed()
         self._seq += 1
-        self._staged = 0
         return self._seq
 
     def commit(self, properties: Mapping[str, str] | None = None) -> str:

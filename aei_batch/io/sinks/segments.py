@@ -145,6 +145,8 @@ class IcebergSegmentsSink:
         self.settings = segments_settings(settings)
         self.run_id, self.run_date, self.mode = run_id, run_date, mode
         self._staging = _Staging(run_id)
+        self._pending: list[_Staging] = []  # closed staging files of a commit that has not landed yet
+        self._pending_keys: list[pa.Table] = []  # and the scored keys given with them
         self._seq = 0
         self.resumed: list[str] = []
         handle = TableHandle.open(self.settings, SEGMENTS_SCHEMA, create=True)
@@ -157,7 +159,7 @@ class IcebergSegmentsSink:
 
     @property
     def rows(self) -> int:
-        return self._staging.rows
+        return self._staging.rows + sum(p.rows for p in self._pending)
 
     def write(self, segs: pa.Table) -> None:
         self._staging.write(segs)
@@ -171,7 +173,7 @@ class IcebergSegmentsSink:
     ) -> int | None:
         """Commit the segments staged since the last checkpoint, replacing those of `scored_keys` (the keys
         of the predictions rows of this chunk). Returns the sequence number, None when there was nothing."""
-        if self._staging.rows == 0 and (scored_keys is None or scored_keys.num_rows == 0):
+        if self.rows == 0 and not self._pending_keys and (scored_keys is None or not scored_keys.num_rows):
             return None
         tag = f"checkpoint-{self._seq + 1}"
         self._commit_staged(scored_keys, tag, properties)
@@ -185,13 +187,20 @@ class IcebergSegmentsSink:
         try:
             return self._commit_staged(scored_keys, "final", properties)
         finally:
-            self._staging.cleanup()
+            self.abort()
 
     def _commit_staged(
         self, scored_keys: pa.Table | None, tag: str, properties: dict[str, str] | None
     ) -> str | None:
+        # The rows so far join the files of a commit that did not land yet (a failed checkpoint is retried
+        # with its rows and keys by the next call); rows written from now on go to a new file.
         self._staging.close()
-        new = pq.read_table(self._staging.path).cast(SEGMENTS_SCHEMA)
+        self._pending.append(self._staging)
+        self._staging = _Staging(self.run_id)
+        if scored_keys is not None and scored_keys.num_rows:
+            self._pending_keys.append(scored_keys.select(list(tables.KEY_COLUMNS)))
+        keys = pa.concat_tables(self._pending_keys) if self._pending_keys else None
+        new = pa.concat_tables([pq.read_table(p.path).cast(SEGMENTS_SCHEMA) for p in self._pending])
         props = {**(properties or {}), "aei.run-id": self.run_id, "aei.mode": self.mode, "aei.commit": tag}
         ex = _expressions()
         own = [self.run_id, *self.resumed]
@@ -199,8 +208,8 @@ class IcebergSegmentsSink:
         def build(tx: Any, table: Any) -> bool:
             filters: list[Any] = []
             keep = SEGMENTS_SCHEMA.empty_table()
-            if scored_keys is not None and scored_keys.num_rows and table.current_snapshot() is not None:
-                filters, keep = _replaced_segments(table, scored_keys)
+            if keys is not None and table.current_snapshot() is not None:
+                filters, keep = _replaced_segments(table, keys)
             if self.mode == tables.MODE_OVERWRITE_RUN_DATE:
                 filters.append(
                     ex.And(ex.EqualTo(COL.run_date, self.run_date), ex.Not(ex.In(COL.run_id, own)))
@@ -218,13 +227,15 @@ class IcebergSegmentsSink:
 
         what = f"committing {new.num_rows} segment rows ({tag}) of run {self.run_id} to {self.settings.table}"
         done = self.handle.commit(build, what=what, run_id=self.run_id, tag=tag)
-        if tag != "final":  # a new staging file for the next chunk
-            self._staging.cleanup()
-            self._staging = _Staging(self.run_id)
+        for pending in self._pending:  # landed (or nothing to commit): never committed again
+            pending.cleanup()
+        self._pending, self._pending_keys = [], []
         return f"iceberg {self.settings.table} at {self.table.location()}" if done else None
 
     def abort(self) -> None:
-        self._staging.cleanup()
+        for staging in [*self._pending, self._staging]:
+            staging.cleanup()
+        self._pending, self._pending_keys = [], []
 
 
 def _replaced_segments(table: Any, scored_keys: pa.Table) -> tuple[list[Any], pa.Table]:
