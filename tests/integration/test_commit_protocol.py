@@ -35,7 +35,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _worker(spec: dict, env: dict[str, str], home: Path, **extra_env: str) -> subprocess.Popen[str]:
-    full = {**os.environ, **env, "AEI_HOME": str(home), "PYTHONPATH": str(REPO), **extra_env}
+    home.mkdir(parents=True, exist_ok=True)  # also its TMPDIR: a killed worker's staging stays in tmp_path
+    full = {
+        **os.environ,
+        **env,
+        "AEI_HOME": str(home),
+        "TMPDIR": str(home),
+        "PYTHONPATH": str(REPO),
+        **extra_env,
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.commit_worker", json.dumps(spec)],
         env=full,

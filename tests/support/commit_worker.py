@@ -88,8 +88,11 @@ def main(spec: dict) -> dict:
             if segs is not None:
                 segs.checkpoint(part.select(list(tables.KEY_COLUMNS)), props)
             sink.checkpoint(props)
-    if spec.get("stop_before_final"):
+    if spec.get("stop_before_final"):  # an interrupted run: its checkpoints stay committed
         out.update(checkpoints=sink.checkpoints)
+        sink.abort()
+        if segs is not None:
+            segs.abort()
         return out
     if segs is not None:  # the keys of the last chunk (earlier ones were committed by checkpoints)
         segs.commit(part.select(list(tables.KEY_COLUMNS)), props)
