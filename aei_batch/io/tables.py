@@ -10,7 +10,6 @@ Nothing here imports pyiceberg or duckdb: the CLI imports this module at command
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -178,14 +177,20 @@ class CatalogSettings:
     """How to reach the Iceberg catalog and which table to use.
 
     `properties` go to `pyiceberg.catalog.load_catalog(name, **properties)` as they are, so any pyiceberg
-    catalog works (sql, rest, glue, ...). `warehouse_is_truth` marks the embedded default for an s3://
-    warehouse: a local sqlite file that follows the newest metadata file found in the warehouse.
+    catalog works (sql, rest, glue, ...). Two embedded defaults exist (no catalog configured):
+
+    * `commit_pointer`: an s3:// output. The truth is a small pointer object beside the table's metadata
+      (`metadata/aei-commit.json`, written last, with a conditional PUT); the pyiceberg catalog is an
+      in-memory sqlite rebuilt from the pointer in every process (aei_batch/io/sinks/pointer.py).
+    * `local_root`: a local output folder whose sqlite catalog lives in `<output>/_catalog/`. The table's
+      metadata holds absolute paths, so the sink checks that the table still lives under this folder.
     """
 
     name: str
     table: str
     properties: dict[str, str] = field(default_factory=dict)
-    warehouse_is_truth: bool = False
+    commit_pointer: bool = False
+    local_root: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -195,10 +200,20 @@ class CatalogSettings:
     def table_name(self) -> str:
         return self.table.rsplit(".", 1)[1]
 
+    @property
+    def kind(self) -> str:
+        """The pyiceberg catalog type (`sql`, `rest`, `glue`, ...)."""
+        return self.properties.get("type", "sql")
+
     def table_location(self) -> str | None:
-        """`<warehouse>/<namespace>.db/<table>` when a warehouse is known, else the catalog decides."""
+        """`<warehouse>/<namespace>.db/<table>` when the warehouse is a path or URI, else the catalog decides.
+
+        A REST catalog's `warehouse` names a catalog-side warehouse, not a location: the server places tables.
+        """
         wh = self.properties.get("warehouse")
-        return f"{wh.rstrip('/')}/{self.namespace}.db/{self.table_name}" if wh else None
+        if not wh or self.kind == "rest" or ("://" not in wh and not wh.startswith("/")):
+            return None
+        return f"{wh.rstrip('/')}/{self.namespace}.db/{self.table_name}"
 
     def redacted(self) -> dict[str, str]:
         """Properties safe to print: anything that looks like a secret or a URI with a password is masked."""
@@ -237,9 +252,10 @@ def resolve_catalog(
 ) -> CatalogSettings:
     """Combine --catalog-uri / AEI_CATALOG_URI / a `catalog:` config block into catalog settings.
 
-    Precedence: --catalog-uri, then AEI_CATALOG_URI, then `catalog.uri`. Without any, the embedded default is
-    a sqlite file: `<output>/_catalog/catalog.db` for a local output, and
-    `$AEI_HOME/catalogs/<hash of output>.db` for an s3:// output. The warehouse defaults to the output.
+    Precedence: --catalog-uri, then AEI_CATALOG_URI, then `catalog.uri`. Without any, the embedded default:
+    `<output>/_catalog/catalog.db` (sqlite) for a local output; for an s3:// output, the commit pointer
+    object beside the table's metadata (no local state). The warehouse defaults to the output, except
+    for REST catalogs, whose `warehouse` names a server-side warehouse.
     """
     props = {str(k): str(v) for k, v in dict(catalog or {}).items() if v is not None}
     name = props.pop("name", DEFAULT_CATALOG_NAME)
@@ -250,29 +266,27 @@ def resolve_catalog(
             f"table identifier {ident!r} needs a namespace", hint="use NAMESPACE.TABLE, e.g. aei.predictions"
         )
     uri = catalog_uri or os.environ.get("AEI_CATALOG_URI") or props.get("uri")
-    truth = False
+    pointer, local_root = False, None
     if uri:
         props["uri"] = uri
         props.setdefault("type", "rest" if uri.startswith(("http://", "https://")) else "sql")
     elif "type" not in props:
         props["type"] = "sql"
-        props["uri"] = f"sqlite:///{_default_catalog_file(output)}"
-        truth = storage.is_s3(output)
-    props.setdefault(
-        "warehouse", output.rstrip("/") if storage.is_s3(output) else str(Path(output).absolute())
-    )
-    if storage.is_s3(props["warehouse"]):
+        if storage.is_s3(output):
+            props["uri"] = "sqlite:///:memory:"  # rebuilt from the commit pointer in every process
+            pointer = True
+        else:
+            local_root = str(Path(output).absolute())
+            props["uri"] = f"sqlite:///{Path(local_root) / '_catalog' / 'catalog.db'}"
+    if props["type"] != "rest":
+        props.setdefault(
+            "warehouse", output.rstrip("/") if storage.is_s3(output) else str(Path(output).absolute())
+        )
+    if props["type"] == "rest" or storage.is_s3(props.get("warehouse", "")):
         _add_s3_io_props(props)
-    return CatalogSettings(name=name, table=ident, properties=props, warehouse_is_truth=truth)
-
-
-def _default_catalog_file(output: str) -> Path:
-    if storage.is_s3(output):
-        digest = hashlib.sha1(output.rstrip("/").encode()).hexdigest()[:12]
-        path = aei_home() / "catalogs" / f"{digest}.db"
-    else:
-        path = Path(output).absolute() / "_catalog" / "catalog.db"
-    return path
+    return CatalogSettings(
+        name=name, table=ident, properties=props, commit_pointer=pointer, local_root=local_root
+    )
 
 
 def _add_s3_io_props(props: dict[str, str]) -> None:

@@ -58,7 +58,7 @@ def _query_json(warehouse: str, sql: str) -> list[dict]:
 
 @pytest.mark.ray
 def test_nightly_runs_on_s3(ray_local, s3_bucket, s3_env, synth_corpus, trained_model, tmp_path, monkeypatch):
-    monkeypatch.setenv("AEI_HOME", str(tmp_path / "home"))  # the embedded catalog for an s3:// warehouse
+    monkeypatch.setenv("AEI_HOME", str(tmp_path / "home"))  # no state there: the commit pointer is the truth
     client = s3_env.client()
     wavs = sorted(synth_corpus.rglob("*.wav"))
     first = _upload_corpus(client, s3_bucket, wavs[:12])
@@ -129,14 +129,14 @@ def test_nightly_runs_on_s3(ray_local, s3_bucket, s3_env, synth_corpus, trained_
     assert table.current_snapshot().snapshot_id == snapshot
     assert read_predictions(warehouse).num_rows == 23
 
-    # 7. a fresh machine (empty AEI_HOME) follows the warehouse's newest metadata and carries on
+    # 7. a fresh machine (empty AEI_HOME) reads the commit pointer and carries on
     monkeypatch.setenv("AEI_HOME", str(tmp_path / "fresh-home"))
     assert _query_json(warehouse, "SELECT count(*) AS n FROM predictions") == [{"n": 23}]
     s5 = _score(source, trained_model, warehouse, incremental=True)
     assert (s5.files, s5.skipped) == (3, 22)
     assert read_predictions(warehouse).num_rows == 26
 
-    # 8. the first machine's catalog is now behind the warehouse: it follows the newer metadata, loses nothing
+    # 8. the first machine follows the pointer too: it sees the other machine's commit, loses nothing
     monkeypatch.setenv("AEI_HOME", str(tmp_path / "home"))
     assert _query_json(warehouse, "SELECT count(*) AS n FROM predictions") == [{"n": 26}]
     assert read_predictions(warehouse).num_rows == 26

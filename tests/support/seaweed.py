@@ -6,8 +6,11 @@ chosen here and passed explicitly:
 * HTTP ports for master, volume, filer, S3 and admin are picked at random among free ports in
   ``[20000, 30000)``; each one's gRPC port is HTTP port + 10000 (weed's convention; its admin worker dials
   admin port + 10000 whatever ``-admin.port.grpc`` says), and both are checked free before starting.
-* The Lance namespace server (fixed 127.0.0.1:9101 by default) is disabled with ``-s3.port.lance=0``, the
-  Iceberg REST catalog (8181) with ``-s3.port.iceberg=0``, WebDAV (7333) with ``-webdav=false``.
+* The Lance namespace server (fixed 127.0.0.1:9101 by default) is disabled with ``-s3.port.lance=0`` and
+  WebDAV (7333) with ``-webdav=false``. The Iceberg REST catalog (8181 by default) is off
+  (``-s3.port.iceberg=0``) unless ``iceberg=True``: then it listens on a sixth random port and serves the
+  S3 Tables bucket ``table_bucket`` (``-tableBucket``, created on startup), a real multi-writer catalog
+  whose commits the server checks (``catalog_properties()`` gives pyiceberg's ``load_catalog`` arguments).
 * Telemetry is off (``-master.telemetry=false``); nothing leaves the machine.
 
 weed also creates Unix sockets ``/tmp/seaweedfs-<component>-<port>.sock``; ``stop()`` removes the ones
@@ -98,18 +101,20 @@ class SeaweedPorts:
     filer: int
     s3: int
     admin: int
+    iceberg: int = 0  # the Iceberg REST catalog's port; 0 = off
 
     @classmethod
-    def pick(cls, host: str = "127.0.0.1") -> SeaweedPorts:
-        """Choose five free port pairs."""
-        return cls(*(pick_port_pair(host) for _ in range(5)))
+    def pick(cls, host: str = "127.0.0.1", *, iceberg: bool = False) -> SeaweedPorts:
+        """Choose five free port pairs (six with the Iceberg REST catalog)."""
+        return cls(*(pick_port_pair(host) for _ in range(6 if iceberg else 5)))
 
     def http(self) -> list[int]:
-        """The five HTTP ports."""
-        return [self.master, self.volume, self.filer, self.s3, self.admin]
+        """The HTTP ports (five, six with the Iceberg REST catalog)."""
+        base = [self.master, self.volume, self.filer, self.s3, self.admin]
+        return base + [self.iceberg] if self.iceberg else base
 
     def all(self) -> list[int]:
-        """HTTP and gRPC ports, ten in all."""
+        """HTTP and gRPC ports."""
         return self.http() + [p + GRPC_OFFSET for p in self.http()]
 
 
@@ -130,6 +135,8 @@ class SeaweedS3:
         weed: str | os.PathLike[str] | None = None,
         ready_timeout: float = 30.0,
         stop_timeout: float = 15.0,
+        iceberg: bool = False,
+        table_bucket: str = "lake",
     ) -> None:
         found = Path(weed) if weed else find_weed()
         if found is None:
@@ -143,6 +150,8 @@ class SeaweedS3:
         self._secret_key = secret_key or secrets.token_urlsafe(30)
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        self.iceberg = iceberg
+        self.table_bucket = table_bucket
         self.ports: SeaweedPorts | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._write_s3_config()
@@ -165,6 +174,32 @@ class SeaweedS3:
         if self.ports is None:
             raise RuntimeError("SeaweedS3 has not been started yet: no ports chosen")
         return f"http://{self.host}:{self.ports.s3}"
+
+    @property
+    def catalog_uri(self) -> str:
+        """``http://127.0.0.1:<iceberg port>``, the Iceberg REST catalog (needs ``iceberg=True``)."""
+        if not self.iceberg:
+            raise RuntimeError("SeaweedS3 was created without iceberg=True: no REST catalog")
+        if self.ports is None:
+            raise RuntimeError("SeaweedS3 has not been started yet: no ports chosen")
+        return f"http://{self.host}:{self.ports.iceberg}"
+
+    def catalog_properties(self, *, secret_key: str | None = None) -> dict[str, str]:
+        """pyiceberg ``load_catalog`` properties for the REST catalog (also a valid ``catalog:`` block).
+
+        The catalog authenticates with OAuth2 client credentials ``ACCESS_KEY:SECRET_KEY``; the ``s3.*``
+        properties let pyiceberg's FileIO write the data and metadata files to this server.
+        """
+        return {
+            "type": "rest",
+            "uri": self.catalog_uri,
+            "warehouse": self.table_bucket,
+            "credential": f"{self.access_key}:{secret_key or self.secret_key}",
+            "s3.endpoint": self.endpoint_url,
+            "s3.access-key-id": self.access_key,
+            "s3.secret-access-key": secret_key or self.secret_key,
+            "s3.region": REGION,
+        }
 
     @property
     def log_path(self) -> Path:
@@ -196,7 +231,7 @@ class SeaweedS3:
             self._launch()
             return self
         for attempt in range(3):
-            self.ports = SeaweedPorts.pick(self.host)
+            self.ports = SeaweedPorts.pick(self.host, iceberg=self.iceberg)
             try:
                 self._launch()
                 return self
@@ -322,7 +357,7 @@ class SeaweedS3:
             "filer.port.grpc": p.filer + g,
             "s3.port": p.s3,
             "s3.port.grpc": p.s3 + g,
-            "s3.port.iceberg": 0,
+            "s3.port.iceberg": p.iceberg,  # 0 = off
             "s3.port.lance": 0,  # else a fixed 127.0.0.1:9101
             "s3.config": self.data_dir / "s3.json",
             "admin.ui": "false",
@@ -330,6 +365,8 @@ class SeaweedS3:
             "admin.port.grpc": p.admin + g,
             "webdav": "false",
         }
+        if self.iceberg:
+            flags["tableBucket"] = self.table_bucket
         return [str(self.weed), "mini", *(f"-{k}={v}" for k, v in flags.items())]
 
     def _check_ports_free(self, wait: float = 5.0) -> None:
@@ -355,13 +392,21 @@ class SeaweedS3:
                 self._fail("weed exited during startup", None)
             try:
                 probe.list_buckets()
-                if self._volumes_registered():
+                if self._volumes_registered() and self._catalog_ready():
                     return
                 last = RuntimeError(f"master does not list the volumes on disk yet: {self._master_status()}")
             except Exception as exc:  # not listening yet, or filer not ready
                 last = exc
             time.sleep(0.2)
         self._fail(f"S3 not ready after {self.ready_timeout:.0f} s", last)
+
+    def _catalog_ready(self) -> bool:
+        """True without the REST catalog, else when ``GET /v1/config`` answers for the table bucket."""
+        if not self.iceberg:
+            return True
+        url = f"{self.catalog_uri}/v1/config?warehouse={self.table_bucket}"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
 
     def _master_status(self) -> dict[str, Any]:
         """The master's ``/dir/status`` (its topology) as JSON."""

@@ -109,14 +109,14 @@ def test_resolve_catalog_defaults_and_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("AEI_HOME", str(tmp_path / "home"))
     local = tables.resolve_catalog(str(tmp_path / "out"))
     assert local.properties["uri"] == f"sqlite:///{tmp_path / 'out' / '_catalog' / 'catalog.db'}"
-    assert local.table == "aei.predictions" and not local.warehouse_is_truth
+    assert local.table == "aei.predictions" and not local.commit_pointer
+    assert local.local_root == str(tmp_path / "out")
     assert local.table_location() == f"{tmp_path / 'out'}/aei.db/predictions"
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     s3 = tables.resolve_catalog("s3://bucket/wh/")
-    assert s3.warehouse_is_truth and s3.properties["uri"].startswith(
-        f"sqlite:///{tmp_path / 'home' / 'catalogs'}"
-    )
+    assert s3.commit_pointer and s3.local_root is None
+    assert s3.properties["uri"] == "sqlite:///:memory:"  # no machine-local state: the pointer is the truth
     assert (
         s3.properties["warehouse"] == "s3://bucket/wh"
         and s3.properties["s3.endpoint"] == "http://127.0.0.1:9"
@@ -124,10 +124,14 @@ def test_resolve_catalog_defaults_and_precedence(tmp_path, monkeypatch):
 
     block = {"uri": "postgresql://aei:hunter2@db/iceberg", "warehouse": "s3://b/wh", "table": "team.t"}
     cfg = tables.resolve_catalog("s3://ignored", catalog=block)
-    assert cfg.properties["type"] == "sql" and cfg.table == "team.t" and not cfg.warehouse_is_truth
+    assert cfg.properties["type"] == "sql" and cfg.table == "team.t" and not cfg.commit_pointer
     assert "hunter2" not in str(cfg.redacted())
     monkeypatch.setenv("AEI_CATALOG_URI", "https://rest.example/catalog")
     assert tables.resolve_catalog("x", catalog=block).properties["type"] == "rest"
+    rest_block = {"type": "rest", "uri": "http://c", "warehouse": "lake"}
+    rest = tables.resolve_catalog("s3://out/x", catalog=rest_block)
+    assert rest.table_location() is None and rest.properties["warehouse"] == "lake"  # the server places it
+    assert rest.properties["s3.endpoint"] == "http://127.0.0.1:9"
     assert tables.resolve_catalog("x", catalog_uri="sqlite:////c.db").properties["uri"] == "sqlite:////c.db"
     monkeypatch.delenv("AEI_CATALOG_URI")
     glue = tables.resolve_catalog("s3://b/wh", catalog={"type": "glue", "s3.secret-access-key": "SECRET"})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import warnings
 from typing import Any
 
 import pyarrow as pa
@@ -116,70 +117,132 @@ class ParquetSegmentsSink:
 
 
 class IcebergSegmentsSink:
-    """Stage segment rows; commit them to `<namespace>.segments` in one transaction (before predictions)."""
+    """Stage segment rows; commit them to `<namespace>.segments` (before the predictions of the same files).
+
+    Same commit protocol as the predictions sink (`iceberg.TableHandle`): each commit is planned against
+    the table as committed at that moment and re-planned if another writer wins the race, so concurrent
+    runs over the same files leave one set of segments per (uri, etag, model_version). `checkpoint()`
+    commits what was staged so far (idempotent per run id and sequence), `commit()` the rest.
+    """
 
     def __init__(
         self, settings: tables.CatalogSettings, run_id: str, run_date: str, *, mode: str = tables.DEFAULT_MODE
     ) -> None:
+        from aei_batch.io.sinks.iceberg import TableHandle
+
         self.settings = segments_settings(settings)
         self.run_id, self.run_date, self.mode = run_id, run_date, mode
         self._staging = _Staging(run_id)
-        self.table: Any = open_segments_table(self.settings, create=True)
+        self._pending: list[_Staging] = []  # closed staging files of a commit that has not landed yet
+        self._pending_keys: list[pa.Table] = []  # and the scored keys given with them
+        self._seq = 0
+        self.resumed: list[str] = []
+        handle = TableHandle.open(self.settings, SEGMENTS_SCHEMA, create=True)
+        assert handle is not None
+        self.handle = handle
+
+    @property
+    def table(self) -> Any:
+        return self.handle.table
 
     @property
     def rows(self) -> int:
-        return self._staging.rows
+        return self._staging.rows + sum(p.rows for p in self._pending)
 
     def write(self, segs: pa.Table) -> None:
         self._staging.write(segs)
 
-    def commit(self, scored_keys: pa.Table | None = None) -> str | None:
+    def resume(self, run_ids: list[str]) -> None:
+        """Rows of `run_ids` count as this run's (overwrite-run-date keeps them)."""
+        self.resumed = tables.iter_unique([*self.resumed, *run_ids])
+
+    def checkpoint(
+        self, scored_keys: pa.Table | None = None, properties: dict[str, str] | None = None
+    ) -> int | None:
+        """Commit the segments staged since the last checkpoint, replacing those of `scored_keys` (the keys
+        of the predictions rows of this chunk). Returns the sequence number, None when there was nothing."""
+        if self.rows == 0 and not self._pending_keys and (scored_keys is None or not scored_keys.num_rows):
+            return None
+        tag = f"checkpoint-{self._seq + 1}"
+        self._commit_staged(scored_keys, tag, properties)
+        self._seq += 1
+        return self._seq
+
+    def commit(
+        self, scored_keys: pa.Table | None = None, properties: dict[str, str] | None = None
+    ) -> str | None:
         """Replace the segments of every (uri, etag, model_version) in `scored_keys`, append this run's."""
-        ex = _expressions()
-        self._staging.close()
         try:
-            new = pq.read_table(self._staging.path).cast(SEGMENTS_SCHEMA)
+            return self._commit_staged(scored_keys, "final", properties)
+        finally:
+            self.abort()
+
+    def _commit_staged(
+        self, scored_keys: pa.Table | None, tag: str, properties: dict[str, str] | None
+    ) -> str | None:
+        # The rows so far join the files of a commit that did not land yet (a failed checkpoint is retried
+        # with its rows and keys by the next call); rows written from now on go to a new file.
+        self._staging.close()
+        self._pending.append(self._staging)
+        self._staging = _Staging(self.run_id)
+        if scored_keys is not None and scored_keys.num_rows:
+            self._pending_keys.append(scored_keys.select(list(tables.KEY_COLUMNS)))
+        keys = pa.concat_tables(self._pending_keys) if self._pending_keys else None
+        new = pa.concat_tables([pq.read_table(p.path).cast(SEGMENTS_SCHEMA) for p in self._pending])
+        props = {**(properties or {}), "aei.run-id": self.run_id, "aei.mode": self.mode, "aei.commit": tag}
+        ex = _expressions()
+        own = [self.run_id, *self.resumed]
+
+        def build(tx: Any, table: Any) -> bool:
             filters: list[Any] = []
             keep = SEGMENTS_SCHEMA.empty_table()
-            if scored_keys is not None and scored_keys.num_rows and self.table.current_snapshot() is not None:
-                filters, keep = self._replaced(scored_keys)
+            if keys is not None and table.current_snapshot() is not None:
+                filters, keep = _replaced_segments(table, keys)
             if self.mode == tables.MODE_OVERWRITE_RUN_DATE:
-                filters.append(ex.EqualTo(COL.run_date, self.run_date))
+                filters.append(
+                    ex.And(ex.EqualTo(COL.run_date, self.run_date), ex.Not(ex.In(COL.run_id, own)))
+                )
             if not filters and new.num_rows == 0:
-                return None
-            props = {"aei.run-id": self.run_id, "aei.mode": self.mode}
-            with self.table.transaction() as tx:
-                if filters:
+                return False
+            if filters:
+                with warnings.catch_warnings():  # an empty day to overwrite is fine
+                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
                     tx.delete(filters[0] if len(filters) == 1 else ex.Or(*filters), snapshot_properties=props)
-                rows = pa.concat_tables([new, keep]) if keep.num_rows else new
-                if rows.num_rows:
-                    tx.append(rows, snapshot_properties=props)
-            return f"iceberg {self.settings.table} at {self.table.location()}"
-        finally:
-            self._staging.cleanup()
+            rows = pa.concat_tables([new, keep]) if keep.num_rows else new
+            if rows.num_rows:
+                tx.append(rows, snapshot_properties=props)
+            return True
 
-    def _replaced(self, scored_keys: pa.Table) -> tuple[list[Any], pa.Table]:
-        """Delete filters per model version over re-scored uris, and caught rows of other etags to keep."""
-        ex = _expressions()
-        filters, keeps = [], []
-        for version in tables.iter_unique(
-            v for v in scored_keys[COL.model_version].to_pylist() if v is not None
-        ):
-            mine = scored_keys.filter(pc.equal(scored_keys[COL.model_version], version))
-            uris = tables.iter_unique(mine[COL.uri].to_pylist())
-            flt = ex.And(ex.EqualTo(COL.model_version, version), ex.In(COL.uri, uris))
-            found = self.table.scan(row_filter=flt).to_arrow()
-            if found.num_rows == 0:
-                continue
-            filters.append(flt)
-            other = pc.invert(
-                pc.is_in(tables.table_keys(found), value_set=tables.table_keys(mine).combine_chunks())
-            )
-            keeps.append(found.filter(other).select(SEGMENTS_SCHEMA.names).cast(SEGMENTS_SCHEMA))
-        return filters, pa.concat_tables(keeps) if keeps else SEGMENTS_SCHEMA.empty_table()
+        what = f"committing {new.num_rows} segment rows ({tag}) of run {self.run_id} to {self.settings.table}"
+        done = self.handle.commit(build, what=what, run_id=self.run_id, tag=tag)
+        for pending in self._pending:  # landed (or nothing to commit): never committed again
+            pending.cleanup()
+        self._pending, self._pending_keys = [], []
+        return f"iceberg {self.settings.table} at {self.table.location()}" if done else None
 
     def abort(self) -> None:
-        self._staging.cleanup()
+        for staging in [*self._pending, self._staging]:
+            staging.cleanup()
+        self._pending, self._pending_keys = [], []
+
+
+def _replaced_segments(table: Any, scored_keys: pa.Table) -> tuple[list[Any], pa.Table]:
+    """Delete filters per model version over re-scored uris, and caught rows of other etags to keep."""
+    ex = _expressions()
+    filters, keeps = [], []
+    for version in tables.iter_unique(v for v in scored_keys[COL.model_version].to_pylist() if v is not None):
+        mine = scored_keys.filter(pc.equal(scored_keys[COL.model_version], version))
+        uris = tables.iter_unique(mine[COL.uri].to_pylist())
+        flt = ex.And(ex.EqualTo(COL.model_version, version), ex.In(COL.uri, uris))
+        found = table.scan(row_filter=flt).to_arrow()
+        if found.num_rows == 0:
+            continue
+        filters.append(flt)
+        other = pc.invert(
+            pc.is_in(tables.table_keys(found), value_set=tables.table_keys(mine).combine_chunks())
+        )
+        keeps.append(found.filter(other).select(SEGMENTS_SCHEMA.names).cast(SEGMENTS_SCHEMA))
+    return filters, pa.concat_tables(keeps) if keeps else SEGMENTS_SCHEMA.empty_table()
 
 
 def _expressions() -> Any:
@@ -191,17 +254,10 @@ def _expressions() -> Any:
 
 def open_segments_table(settings: tables.CatalogSettings, *, create: bool) -> Any | None:
     """Load (or create, partitioned by run_date) the segments table; None when missing and not `create`."""
-    from pyiceberg.exceptions import NoSuchTableError
+    from aei_batch.io.sinks.iceberg import TableHandle
 
-    from aei_batch.io.sinks.iceberg import create_partitioned_table, load_catalog
-
-    catalog = load_catalog(settings)
-    try:
-        return catalog.load_table(settings.table)
-    except NoSuchTableError:
-        if not create:
-            return None
-    return create_partitioned_table(catalog, settings, SEGMENTS_SCHEMA)
+    handle = TableHandle.open(settings, SEGMENTS_SCHEMA, create=create)
+    return handle.table if handle else None
 
 
 def open_segments_sink(
