@@ -11,7 +11,6 @@ import pytest
 from aei_batch.decode.audio import decode_audio
 from aei_batch.decode.stream import iter_audio_chunks, probe
 from aei_batch.errors import ConfigError, ErrorCode, FileError
-from aei_batch.io.sinks.segments import attach_segments, split_segments
 from aei_batch.records import EMOTIONS, PROB_COLUMNS, SEGMENTS_SCHEMA
 from aei_batch.scoring.windows import (
     FRAME,
@@ -189,24 +188,50 @@ def test_segment_config_validates_and_merges_cli_over_config() -> None:
     assert segment_config({}).mode == "auto" and SegmentConfig().auto_threshold_s == 6.0
 
 
-def test_segments_travel_beside_predictions_rows_and_split_off() -> None:
-    preds = pa.table({"uri": ["a", "b", "c"]})
-    seg = {c: 0.125 for c in PROB_COLUMNS}
-    rows = [
-        dict(
-            seg,
-            uri="a",
-            segment_index=k,
-            start_s=1.5 * k,
-            end_s=1.5 * k + 3,
-            run_id="r",
-            run_date=__import__("datetime").date(2026, 1, 1),
-            scored_at=__import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC),
-        )
-        for k in range(2)
-    ]
-    out = attach_segments(preds, [rows, None, []])
-    back, segs = split_segments(out)
-    assert back.column_names == ["uri"] and back.num_rows == 3
-    assert segs.schema == SEGMENTS_SCHEMA and segs.num_rows == 2
-    assert segs["start_s"].to_pylist() == [0.0, 1.5]
+def test_router_sends_each_typed_output_to_its_sink_and_commits_siblings_first(tmp_path) -> None:
+    """A batch's predictions, segments and frames are separate tables (no hidden columns); the router writes
+    each to its own sink, tells the segments sink which files were scored, and publishes siblings first."""
+    import datetime as dt
+
+    from aei_batch.io.sinks.frames import FramesSink, read_frames
+    from aei_batch.io.sinks.parquet import ParquetSink, read_table
+    from aei_batch.io.sinks.router import OutputRouter
+    from aei_batch.io.sinks.segments import ParquetSegmentsSink, read_segments
+    from aei_batch.records import FRAMES_SCHEMA
+    from aei_batch.scoring.rows import RunContext, base_row, fill_prediction, rows_to_table
+    from aei_batch.scoring.stage import StageOutput
+
+    ctx = RunContext.new("m")
+    rows = [base_row({"uri": f"/in/{n}.wav", "size": 1, "etag": "e"}, ctx) for n in ("a", "b")]
+    for r in rows:
+        fill_prediction(r, np.full(8, 0.125), "audio")
+    when = {"run_id": ctx.run_id, "run_date": ctx.run_date, "scored_at": ctx.scored_at}
+    seg = {**dict.fromkeys(SEGMENTS_SCHEMA.names), **{c: 0.125 for c in PROB_COLUMNS}, **when}
+    segs = [dict(seg, uri="/in/a.wav", segment_index=k, start_s=1.5 * k, end_s=1.5 * k + 3) for k in range(2)]
+    frame = {
+        **dict.fromkeys(FRAMES_SCHEMA.names),
+        **when,
+        "uri": "/in/b.wav",
+        "frame_index": 0,
+        "time_s": 0.0,
+        "face_found": False,
+    }
+    out = StageOutput(
+        predictions=rows_to_table(rows),
+        segments=pa.Table.from_pylist(segs, schema=SEGMENTS_SCHEMA),
+        frames=pa.Table.from_pylist([frame], schema=FRAMES_SCHEMA),
+    )
+    assert out.num_files == 2 and "segments" not in out.predictions.column_names
+    day = ctx.run_date.isoformat()
+    router = OutputRouter(
+        ParquetSink(str(tmp_path / "t"), ctx.run_id, day),
+        ParquetSegmentsSink(str(tmp_path / "t"), ctx.run_id, day),
+        FramesSink(str(tmp_path / "f"), ctx.run_id, day),
+    )
+    router.write(out)
+    assert router.rows == 2 and not (tmp_path / "t").exists()  # nothing visible before the commit
+    router.commit()
+    assert read_table(str(tmp_path / "t")).num_rows == 2
+    assert read_segments(str(tmp_path / "t"), "parquet")["start_s"].to_pylist() == [0.0, 1.5]
+    assert read_frames(str(tmp_path / "f")).num_rows == 1
+    assert dt.date.fromisoformat(day) == ctx.run_date

@@ -1,8 +1,7 @@
 """The per-frame table (`aei-batch score --frames-table LOCATION`): one Parquet file per run.
 
-The score stage attaches each video file's frame rows to its output batch as a list column
-(`attach_frames`); the driver splits them off (`split_frames`) before the predictions sink sees the
-batch, and streams them into a `FramesSink`. On commit the run's frames are published as
+The score stage returns each batch's frame rows as their own table (`StageOutput.frames`, FRAMES_SCHEMA);
+the driver's `OutputRouter` streams them into a `FramesSink`. On commit the run's frames are published as
 `<LOCATION>/run_date=YYYY-MM-DD/part-<run_id>.parquet` in one atomic step (os.replace locally, one
 PUT on S3), with the same run id as the predictions rows, so the two tables join on (uri, run_id).
 This sink is independent of the predictions table's format (Parquet or Iceberg).
@@ -11,34 +10,12 @@ This sink is independent of the predictions table's format (Parquet or Iceberg).
 from __future__ import annotations
 
 import shutil
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aei_batch.io import storage
-from aei_batch.records import COL, FRAME_FIELDS, FRAMES_SCHEMA
-
-FRAMES_COLUMN = "_frames"
-FRAME_ITEM = pa.struct(FRAME_FIELDS)
-
-
-def attach_frames(table: pa.Table, frames: list[list[dict[str, Any]] | None]) -> pa.Table:
-    """Add the per-file frame rows (None for files without video) as a hidden list column."""
-    return table.append_column(FRAMES_COLUMN, pa.array(frames, type=pa.list_(FRAME_ITEM)))
-
-
-def split_frames(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
-    """(the batch without the frames column, its frame rows as FRAMES_SCHEMA or None when absent)."""
-    if FRAMES_COLUMN not in table.column_names:
-        return table, None
-    nested = table[FRAMES_COLUMN].to_pylist()
-    keep = table.drop_columns([FRAMES_COLUMN])
-    ids = keep.select(
-        [COL.uri, COL.etag, COL.video_model, COL.run_id, COL.run_date, COL.scored_at]
-    ).to_pylist()
-    rows = [{**item, **ident} for ident, items in zip(ids, nested, strict=True) for item in (items or [])]
-    return keep, pa.Table.from_pylist(rows, schema=FRAMES_SCHEMA)
+from aei_batch.records import FRAMES_SCHEMA
 
 
 def frames_path(location: str, run_date: str, run_id: str) -> str:

@@ -1,8 +1,7 @@
 """The segments table: one row per scored window of a segmented file, a sibling of the predictions table.
 
-Segment rows travel from the workers to the driver inside the stage's output, as one list<struct>
-column (`SEGMENTS_COLUMN`) beside each predictions row; the driver splits them off (`split_segments`)
-and stages them here. Formats follow the predictions table:
+Segment rows travel from the workers to the driver as their own table (`StageOutput.segments`), and the
+driver's `OutputRouter` stages them here. Formats follow the predictions table:
 
 * Parquet: `<output>/segments/run_date=YYYY-MM-DD/part-<run_id>.parquet`, published atomically per run
   (the predictions reader ignores the `segments` folder). A rerun adds a new file; readers take, per
@@ -32,26 +31,8 @@ import pyarrow.parquet as pq
 from aei_batch.io import storage, tables
 from aei_batch.records import COL, SEGMENTS_SCHEMA
 
-#: The stage-output column carrying each file's segment rows (never written to the predictions table).
-SEGMENTS_COLUMN = "__segments"
 SEGMENTS_FOLDER = "segments"
 SEGMENTS_TABLE_NAME = "segments"
-_SEGMENT_LIST = pa.list_(pa.struct(list(SEGMENTS_SCHEMA)))
-
-
-def attach_segments(out: pa.Table, per_row: list[list[dict[str, Any]] | None]) -> pa.Table:
-    """Add `SEGMENTS_COLUMN` (one list of segment rows per predictions row; null when not segmented)."""
-    return out.append_column(SEGMENTS_COLUMN, pa.array(per_row, type=_SEGMENT_LIST))
-
-
-def split_segments(out: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Stage output -> (predictions rows without the column, segment rows as SEGMENTS_SCHEMA)."""
-    if SEGMENTS_COLUMN not in out.column_names:
-        return out, SEGMENTS_SCHEMA.empty_table()
-    col = out[SEGMENTS_COLUMN].combine_chunks()
-    flat = pc.list_flatten(col)
-    segs = pa.Table.from_struct_array(flat) if len(flat) else SEGMENTS_SCHEMA.empty_table()
-    return out.drop_columns([SEGMENTS_COLUMN]), segs.cast(SEGMENTS_SCHEMA)
 
 
 def segments_location(output: str) -> str:
