@@ -141,6 +141,9 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunS
     )
     router = OutputRouter(_open_sink(opts, ctx), _open_segments_sink(opts, ctx), _open_frames_sink(opts, ctx))
     refs, skipped = _incremental(opts, router.predictions, refs, model.version)
+    checkpoint = _Checkpoints(opts, router, model.version)
+    refs, resumed = checkpoint.resume(refs)
+    skipped += resumed
     counts = _Counts(observer)
     n_files = len(refs)
     observer.started(
@@ -162,6 +165,7 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunS
                     spill.write(out.pending)
                 router.write(out)
                 counts.add(out.predictions)
+                checkpoint.after(out.predictions.num_rows)
                 bar.update(out.num_files)
                 batches += 1
                 if batches == 1:
@@ -191,13 +195,74 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunS
             )
 
         with _storage_failures_are_systemic("committing the run"):
-            destination = router.commit(properties=summary(opts.output).snapshot_properties())
+            destination = router.commit(
+                properties={**summary(opts.output).snapshot_properties(), **checkpoint.match}
+            )
     except BaseException:
         router.abort()
         raise
     finally:
         bar.close()
     return summary(destination)
+
+
+class _Checkpoints:
+    """`--checkpoint-every N`: commit every N rows written (Iceberg tables), so that a run killed at 90% is
+    finished by rerunning the same command, which scores only the files no checkpoint has committed yet.
+
+    Checkpoints carry the command's identity (`aei.command`: a hash of the source, the output, the model
+    version and the mode); a rerun finds the unfinished runs with the same identity, skips the keys they
+    committed, and its final commit marks them complete. Rows whose speaker statistics need the whole run
+    (a speaker-adaptive model's clips) are committed at the end."""
+
+    def __init__(self, opts: ScoreOptions, router: OutputRouter, model_version: str) -> None:
+        import hashlib
+
+        self.every = int(getattr(opts, "checkpoint_every", 0) or 0)
+        self.router = router
+        self.model_version = model_version
+        self.since = 0
+        self.match: dict[str, str] = {}
+        if not self.every:
+            return
+        if not router.can_checkpoint:
+            raise ConfigError(
+                "--checkpoint-every needs an Iceberg table",
+                hint="drop --checkpoint-every, or write an Iceberg table (--table-format iceberg)",
+            )
+        ident = "\n".join([opts.source, opts.output, model_version, opts.mode])
+        self.match = {"aei.command": hashlib.sha256(ident.encode()).hexdigest()[:16]}
+
+    def resume(self, refs: list[FileRef]) -> tuple[list[FileRef], int]:
+        """Drop the files that unfinished runs of this command committed; this run finishes those runs."""
+        if not self.every:
+            return refs, 0
+        sink = self.router.predictions
+        prev = sink.unfinished_runs(self.match)
+        if not prev:
+            return refs, 0
+        keys = sink.existing_keys(self.model_version, run_ids=prev)
+        done = set(zip(keys[COL.uri].to_pylist(), keys[COL.etag].to_pylist(), strict=True))
+        todo = [r for r in refs if (r.uri, r.etag) not in done]
+        self.router.resume(prev)
+        log.warning(
+            "resuming %d unfinished run(s) of this command: %d of %d files already committed, "
+            "scoring the rest",
+            len(prev),
+            len(refs) - len(todo),
+            len(refs),
+        )
+        return todo, len(refs) - len(todo)
+
+    def after(self, rows: int) -> None:
+        if not self.every:
+            return
+        self.since += rows
+        if self.since >= self.every:
+            with _storage_failures_are_systemic("committing a checkpoint"):
+                self.router.checkpoint(self.match)
+            self.since = 0
+            _test_pause("after_checkpoint")
 
 
 class _Counts:

@@ -607,3 +607,32 @@ def test_a_named_cluster_that_does_not_answer_fails_fast(tmp_path: Path, trained
         "does not answer" in proc.stderr and "RAY_ADDRESS" in proc.stderr and "Traceback" not in proc.stderr
     )
     RESULTS.append(("RAY_ADDRESS names a dead cluster", f"exit {proc.returncode} after {took:.0f} s"))
+
+
+def test_a_run_killed_after_a_checkpoint_is_finished_by_rerunning_it(
+    tmp_path: Path, trained_model: Path
+) -> None:
+    """`--checkpoint-every`: SIGKILL after the first checkpoint; the same command again scores only the files
+    no checkpoint committed, and the table ends with exactly one row per file."""
+    uris = make_local_corpus(tmp_path / "in", 24)
+    output = str(tmp_path / "table")
+    args = ["score", str(tmp_path / "in"), "-m", str(trained_model), "-o", output, "--runner", "local"]
+    args += ["--batch-size", "4", "--checkpoint-every", "8", "--no-progress"]
+    run = Running(*args, AEI_TEST_PAUSE_AFTER_CHECKPOINT_S="120")
+    run.wait_for("AEI_TEST: after_checkpoint")
+    run.proc.kill()
+    run.finish(timeout=30)
+    committed = read_back(output)
+    assert 0 < len(committed) < len(uris), len(committed)
+    again = run_cli(*args, "-v")
+    assert again.returncode == ExitCode.OK, again.stderr[-3000:]
+    assert "resuming 1 unfinished run" in again.stderr, again.stderr[-2000:]
+    rows = read_back(output)
+    assert_complete(rows, uris)
+    rescored = len(uris) - len(committed)
+    RESULTS.append(
+        (
+            "SIGKILL after the first checkpoint (--checkpoint-every 8), same command again",
+            f"rerun scored {rescored} of {len(uris)} files; {len(rows)} rows, one per file",
+        )
+    )

@@ -21,7 +21,7 @@ class OutputRouter:
         self.predictions = predictions
         self.segments = segments
         self.frames = frames
-        self._keys: list[pa.Table] = []  # (uri, etag, model_version) of every predictions row written
+        self._keys: list[pa.Table] = []  # (uri, etag, model_version) of the rows since the last checkpoint
 
     @property
     def rows(self) -> int:
@@ -42,13 +42,34 @@ class OutputRouter:
         if self.segments is not None:
             self._keys.append(table.select([COL.uri, COL.etag, COL.model_version]))
 
+    @property
+    def can_checkpoint(self) -> bool:
+        return hasattr(self.predictions, "checkpoint")
+
+    def checkpoint(self, properties: dict[str, str] | None = None) -> None:
+        """Commit what is staged so far (segments first, then predictions), so that a rerun of a killed run
+        scores only the rest. Frames are published with the final commit only."""
+        if self.segments is not None and hasattr(self.segments, "checkpoint"):
+            self.segments.checkpoint(self._scored_keys(), properties)
+        self.predictions.checkpoint(properties)
+        self._keys = []
+
+    def resume(self, run_ids: list[str]) -> None:
+        """This run finishes `run_ids` (unfinished runs of the same command)."""
+        for sink in (self.predictions, self.segments):
+            if sink is not None and hasattr(sink, "resume"):
+                sink.resume(run_ids)
+
+    def _scored_keys(self) -> pa.Table | None:
+        return pa.concat_tables(self._keys) if self._keys else None
+
     def commit(self, properties: dict[str, str] | None = None) -> str:
         """Frames, segments, then predictions (with `properties` in its snapshot summary where the table
         format has one); returns where the predictions went."""
         if self.frames is not None:
             self.frames.commit()
         if self.segments is not None:
-            self.segments.commit(pa.concat_tables(self._keys) if self._keys else None)
+            self.segments.commit(self._scored_keys())
         if properties and _accepts_properties(self.predictions.commit):
             return str(self.predictions.commit(properties=properties))
         return str(self.predictions.commit())
