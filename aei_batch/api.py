@@ -43,9 +43,6 @@ _SEGMENT_OPTIONS = (
     "min_speech_share",
 )
 _ALIASES = {"format": "table_format", "model": "model_name"}
-#: Watching a run (docs/OBSERVE.md); read by RunObserver.from_options with getattr, so they work whether
-#: or not this version's ScoreOptions declares them.
-_OBSERVE_OPTIONS = ("metrics", "on_complete", "lineage", "log_format")
 
 
 def _stderr_is_tty() -> bool:
@@ -82,47 +79,31 @@ def _unknown(names: set[str], known: set[str], what: str) -> None:
 
 
 def score_options(source: str | None = None, **options: Any) -> Any:
-    """The validated `ScoreOptions` for `score(source, **options)` without running anything.
+    """The validated `ScoreOptions` for `score(source, **options)` without running anything: the CLI's own
+    loader (keywords > ``config=`` YAML > ``AEI_<OPTION>`` environment > defaults) and checks.
 
     Raises:
-        ConfigError: a missing or invalid option (exit code 4).
+        ConfigError: a missing, unknown or invalid option (exit code 4).
     """
-    from dataclasses import fields
+    from aei_batch.config import ScoreOptions, load_options
 
-    from aei_batch.config import ScoreOptions
-    from aei_batch.scoring.windows import segment_config
-
-    config = _load_config(options.pop("config", None))
-    merged: dict[str, Any] = {**config, **{k: v for k, v in options.items() if v is not None}}
-    if source is not None:
-        merged["source"] = str(source)
+    config = options.pop("config", None)
     for alias, name in _ALIASES.items():
-        if alias in merged:
-            merged.setdefault(name, merged.pop(alias))
-    seg = {k: merged.pop(k) for k in _SEGMENT_OPTIONS if k in merged}
-    known = {f.name for f in fields(ScoreOptions)}
-    watch = {k: merged.pop(k) for k in _OBSERVE_OPTIONS if k in merged and k not in known}
-    if "catalog" in merged and merged["catalog"] is not None and not isinstance(merged["catalog"], Mapping):
-        raise ConfigError("catalog must be a mapping of pyiceberg catalog properties")
-    _unknown(set(merged) - known, known | set(_SEGMENT_OPTIONS) | set(_OBSERVE_OPTIONS), "score")
-    missing = [n for n in ("source", "model_dir", "output") if not merged.get(n)]
-    if missing:
-        raise ConfigError(f"missing {', '.join(missing)}", hint="give them as arguments or in config=")
-    for name in ("source", "model_dir", "output"):
-        merged[name] = str(merged[name])
-    exts = merged.get("extensions")
+        if alias in options:
+            options.setdefault(name, options.pop(alias))
+    known = set(ScoreOptions.model_fields) | set(_SEGMENT_OPTIONS)
+    _unknown(set(options) - known, known, "score")
+    if source is not None:
+        options["source"] = str(source)
+    exts = options.get("extensions")
     if isinstance(exts, str):
-        merged["extensions"] = [e.strip() for e in exts.split(",") if e.strip()]
-    if merged.get("progress") is None:
-        merged["progress"] = _stderr_is_tty()
-    merged["segments"] = segment_config({}, mode=seg.pop("segments", None), **seg)
-    opts = ScoreOptions(**merged)
-    if "log_format" in watch:
-        from aei_batch.observe.logs import check_format
-
-        watch["log_format"] = check_format(watch["log_format"])
-    for name, value in watch.items():
-        setattr(opts, name, value)
+        options["extensions"] = [e.strip() for e in exts.split(",") if e.strip()]
+    if options.get("progress") is None:
+        options["progress"] = _stderr_is_tty()
+    opts = load_options(ScoreOptions, flags=options, config=config)
+    for name in ("source", "model_dir", "output"):
+        if not getattr(opts, name, None):
+            raise ConfigError(f"missing {name}", hint="give it as an argument or in config=")
     return opts
 
 
@@ -261,19 +242,13 @@ def evaluate(
         InputNotFoundError: no labelled files or no table (5).
         ModelError: an unusable model directory (7).
     """
-    from dataclasses import fields
-
     from aei_batch.training.evaluate import EvalOptions, run_evaluate
 
     if "model" in options:
         options["model_name"] = options.pop("model")
     if isinstance(options.get("models"), str):
         options["models"] = tuple(m.strip() for m in options["models"].split(",") if m.strip())
-    _unknown(
-        set(options) - {f.name for f in fields(EvalOptions)},
-        {f.name for f in fields(EvalOptions)},
-        "evaluate",
-    )
+    _unknown(set(options) - set(EvalOptions.model_fields), set(EvalOptions.model_fields), "evaluate")
     opts = EvalOptions(
         report_dir=report_dir,
         data=str(data) if data is not None else None,
