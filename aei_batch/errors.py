@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     OUTSIDE_ROOTS = "OUTSIDE_ROOTS"  # a manifest uri outside the allowed roots (--allow-root)
     BAD_FILE_NAME = "BAD_FILE_NAME"  # a file name that is not valid UTF-8 (shown escaped)
     UNSUPPORTED_SCHEME = "UNSUPPORTED_SCHEME"  # a manifest uri of a scheme we do not read (http://...)
+    FILE_CHANGED = "FILE_CHANGED"  # the file changed while it was scored: its listed identity is stale
 
 
 class ExitCode(IntEnum):

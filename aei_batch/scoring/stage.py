@@ -31,6 +31,7 @@ import pyarrow as pa
 from aei_batch.errors import ErrorCode, FileError
 from aei_batch.records import COL, FRAMES_SCHEMA, PREDICTIONS_SCHEMA, SEGMENTS_SCHEMA
 from aei_batch.runtime.adapter import FileFailure, per_file
+from aei_batch.scoring import inputs
 from aei_batch.scoring.clip import ClipFeaturiser
 from aei_batch.scoring.rows import RunContext, base_row, fill_error, input_modality, rows_to_table
 from aei_batch.scoring.speaker import (
@@ -169,7 +170,18 @@ class ScoreStage:
         return row
 
     def _prepare(self, ref: dict[str, Any], row: dict[str, Any]) -> Prepared:
-        """Route one file to its scorer; decode and featurise it (no model yet)."""
+        """Route one file to its scorer, decode and featurise it (no model yet); a local file whose identity
+        changed meanwhile is an error row (its listed etag would key the new content's prediction)."""
+        prepared = self._route(ref, row)
+        if inputs.local_path(ref["uri"]) is not None and _changed(ref):
+            raise FileError(
+                ErrorCode.FILE_CHANGED,
+                "the file changed while it was scored (its size or modification time is not the listed "
+                "one): rerun to score the new content",
+            )
+        return prepared
+
+    def _route(self, ref: dict[str, Any], row: dict[str, Any]) -> Prepared:
         if ref.get("error_code"):  # decided at listing (outside the allowed roots, not a regular file, ...)
             raise FileError(ref["error_code"], ref.get("error_message") or "")
         data = None
@@ -244,6 +256,23 @@ class ScoreStage:
             p = prepared[i]
             out.append({**rows[i], GROUP_COLUMN: p.group, FEATURES_COLUMN: np.asarray(p.clip, np.float32)})
         return pa.Table.from_pylist(out, schema=PENDING_SCHEMA)
+
+
+def _changed(ref: dict[str, Any]) -> bool:
+    """Whether a local file's size, or its listing etag (size + mtime; a manifest's own etag is not ours to
+    recompute), differs now from what the listing said."""
+    import re
+
+    from aei_batch.io import storage
+
+    try:
+        size, etag = storage.stat_uri(ref["uri"])
+    except FileError:
+        return True  # gone since it was read
+    if ref.get("size") is not None and size != ref["size"]:
+        return True
+    listed = ref.get("etag") or ""
+    return bool(re.fullmatch(r"[0-9a-f]{16}", listed)) and etag != listed
 
 
 def gather_stats(pending: pa.Table, stats: RunStats) -> None:

@@ -167,3 +167,28 @@ def test_error_rate_over_the_limit_exits_3(tmp_path, trained_model):
     )
     assert res.exit_code == ExitCode.ERROR_RATE, res.output
     assert read_table(str(tmp_path / "t")).num_rows == 2  # rows are committed even so
+
+
+def test_a_file_that_changes_while_it_is_scored_is_an_error_row(trained_model, tmp_path):
+    """Listed with one identity, read with another: the row must not key the new content's prediction with
+    the old etag, so the file is a FILE_CHANGED error row (a rerun scores the new content)."""
+    import os
+
+    from aei_batch.io import storage
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import ScoreStage
+    from tests.support import media
+
+    for name in ("same.wav", "changed.wav"):
+        (tmp_path / name).write_bytes(media.noise_wav_bytes(seconds=1.0, seed=1))
+    refs = list(storage.list_inputs(str(tmp_path)))
+    (tmp_path / "changed.wav").write_bytes(media.noise_wav_bytes(seconds=1.5, seed=2))
+    os.utime(tmp_path / "changed.wav", ns=(1, 1))
+    stage = ScoreStage(RunContext.new(str(trained_model), decode_timeout_s=30.0))
+    stage.setup()
+    try:
+        out = stage.process_batch(refs_to_table(refs)).predictions.to_pylist()
+    finally:
+        stage.teardown()
+    codes = {r["uri"].rsplit("/", 1)[-1]: (r["status"], r["error_code"]) for r in out}
+    assert codes == {"same.wav": ("ok", None), "changed.wav": ("error", "FILE_CHANGED")}
