@@ -336,9 +336,12 @@ def _unsupported(uri: str) -> FileError:
     )
 
 
-def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
+def read_bytes(uri: str, *, max_bytes: int | None = None, etag: str | None = None) -> bytes:
     """A file's bytes. Per-file problems raise FileError (READ_FAILED, FILE_TOO_LARGE, NOT_REGULAR_FILE,
-    UNSUPPORTED_SCHEME); an unreachable store StorageError; rejected credentials CredentialsError."""
+    UNSUPPORTED_SCHEME); an unreachable store StorageError; rejected credentials CredentialsError.
+
+    `etag`: for an S3 object, read it only if it still has this ETag (the listed one), else FILE_CHANGED:
+    the object was replaced since it was listed."""
     kind = scheme(uri)
     if kind == "file":
         fd = _open_local(local_path(uri), max_bytes)
@@ -350,12 +353,18 @@ def read_bytes(uri: str, *, max_bytes: int | None = None) -> bytes:
     elif kind == "s3":
         bucket, key = split_s3(uri)
         try:
-            body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            cond = {"IfMatch": etag} if etag else {}
+            body = s3_client().get_object(Bucket=bucket, Key=key, **cond)["Body"]
             try:
                 data = body.read() if max_bytes is None else body.read(max_bytes + 1)
             finally:
                 body.close()
         except Exception as exc:  # noqa: BLE001 - classified
+            if etag and ("PreconditionFailed" in str(exc) or "(412)" in str(exc)):
+                raise FileError(
+                    ErrorCode.FILE_CHANGED,
+                    "the object was replaced since it was listed (its ETag changed): rerun to score it",
+                ) from None
             raise classify_error(exc, "reading files", per_file=True) from None
     else:
         raise _unsupported(uri)

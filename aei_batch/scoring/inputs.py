@@ -31,4 +31,5 @@ def fetch(ref: dict[str, Any], ctx: RunContext) -> bytes:
     """A file's bytes, at most --max-file-mb; per-file problems raise FileError, systemic ones AeiError
     (classified by aei_batch.io.storage)."""
     check_listed_size(ref, ctx)
-    return storage.read_bytes(ref["uri"], max_bytes=ctx.max_file_bytes)
+    etag = ref.get("etag") if storage.as_local_path(ref["uri"]) is None else None
+    return storage.read_bytes(ref["uri"], max_bytes=ctx.max_file_bytes, etag=etag)

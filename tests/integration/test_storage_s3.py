@@ -192,3 +192,16 @@ def test_missing_model_bucket_or_card_is_a_model_error(
     with pytest.raises(Exception) as info:
         load_model("s3://AKID:secret-value-123@bucket/m")
     assert getattr(info.value, "exit_code", None) == ExitCode.CONFIG and "secret-value" not in str(info.value)
+
+
+def test_an_object_replaced_after_listing_is_file_changed(s3_env: SeaweedS3, s3_bucket: str) -> None:
+    """A read carries the listed ETag (If-Match): a replaced object is FILE_CHANGED, never the new bytes under
+    the old identity."""
+    _put(s3_env, s3_bucket, "in/a.wav", b"first")
+    (ref,) = list(storage.list_inputs(f"s3://{s3_bucket}/in/", extensions=[".wav"]))
+    assert storage.read_bytes(ref.uri, etag=ref.etag) == b"first"
+    _put(s3_env, s3_bucket, "in/a.wav", b"second, longer")
+    with pytest.raises(FileError) as err:
+        storage.read_bytes(ref.uri, etag=ref.etag)
+    assert err.value.code == ErrorCode.FILE_CHANGED
+    assert storage.read_bytes(ref.uri) == b"second, longer"
