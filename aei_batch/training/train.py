@@ -66,10 +66,13 @@ class TrainOptions:
     min_speaker_files: int = 10
     search: bool = False
     cache_dir: str | None = None  # reuse featurised corpora (training/cv.py); None: always featurise
+    augment: bool | None = (
+        None  # telephone copies + random crops (training/data.py); None: on for voice_audio
+    )
 
 
-BEST_FEATURE_SET = "rich_audio"
-BEST_MODELS = ("ensemble", "lda_calibrated", "lda_shrunk", "svc_tuned")  # docs/MODELS.md
+BEST_FEATURE_SET = "voice_audio"
+BEST_MODELS = ("blend",)  # docs/MODELS.md: members, weights and temperature chosen inside the training data
 
 
 def audio_defaults(
@@ -119,7 +122,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
     if resolve_modality(opts.data, opts.modality) == "video":
         return train_video_from(opts)
     from aei_batch.features import get_feature_set
-    from aei_batch.training.adaptive import adapt, load_data, searched_params
+    from aei_batch.training.adaptive import adapt, fit_model, load_data, searched_params
 
     t0 = time.perf_counter()
     build_models(opts.models, opts.seed, get_feature_set(opts.feature_set).dim)  # fail fast on unknown names
@@ -139,7 +142,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
     artifacts: dict[str, ArtifactInfo] = {}
     for model in models:
         t1 = time.perf_counter()
-        model.fit(train.X, train.y)
+        fit_model(model, train)
         path = out / f"{model.name}{model.suffix}"
         model.save(path)
         heldout = classification_report(test.y, model.predict_proba8(test.X), test.actors) if test else {}
