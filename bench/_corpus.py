@@ -7,7 +7,8 @@ clips: every labelled file in five versions, featurised with one feature set:
 calls: generated call recordings of each actor's clips, scored as `--segments on` does (3 s windows
   every 1.5 s, the pipeline's own windowing, trimming and voice gate from scoring/windows.py):
   mono16k   one actor per call, 20 clips joined with 1-2 s pauses, 16 kHz mono
-  stereo8k  two actors of the same CV fold taking turns (one per channel), 8 kHz telephone channel each
+  stereo8k  two actors of the same CV fold (one pair per fold) taking turns, one per channel,
+            each channel an 8 kHz telephone channel (20 clips each)
   Every window is labelled with the clip whose speech it overlaps most (windows that overlap no
   clip's speech are dropped before any scoring).
 """
@@ -186,6 +187,7 @@ def build_calls(
     calls_per_actor: int = 1,
     workers: int = 2,
     clips_per_call: int = 20,
+    pairs_per_fold: int = 1,
 ) -> dict[str, np.ndarray]:
     """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k)."""
     from aei_batch.features import get_feature_set
@@ -215,7 +217,7 @@ def build_calls(
             cid += 1
     for k in range(n_folds):
         fold = actors[k::n_folds]
-        for p in range(0, len(fold) - 1, 2):
+        for p in range(0, min(len(fold) - 1, 2 * pairs_per_fold), 2):
             a, b = fold[p], fold[p + 1]
             for j in range(calls_per_actor):
                 jobs.append(("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid))
