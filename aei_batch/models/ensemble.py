@@ -88,7 +88,8 @@ class WeightedBlend:
     `fit(X, y, groups)` scores every candidate of `BLEND_CANDIDATES` by grouped cross-validation on
     the rows it is given (groups = speakers, so a speaker is never on both sides of an inner split),
     picks members and weights by greedy forward selection with replacement on the out-of-fold
-    log-loss (Caruana et al., 2004), fits one temperature on the blended out-of-fold scores, then refits
+    log-loss (Caruana et al., 2004; `select="accuracy"`: the one candidate with the best out-of-fold
+    accuracy instead), fits one temperature on the blended out-of-fold scores, then refits
     the chosen members on all rows. Nothing outside the training rows is looked at, so a CV around it
     is nested. A scikit-learn-style estimator stored with skops (its type is on the allowlist).
     """
@@ -101,14 +102,16 @@ class WeightedBlend:
         inner_folds: int = 3,
         rounds: int = 8,
         seed: int = 0,
+        select: str = "logloss",
     ) -> None:
         self.candidates = candidates
         self.inner_folds = inner_folds
         self.rounds = rounds
         self.seed = seed
+        self.select = select
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("candidates", "inner_folds", "rounds", "seed")}
+        return {k: getattr(self, k) for k in ("candidates", "inner_folds", "rounds", "seed", "select")}
 
     def _make(self, family: str, dim: int) -> Any:
         if family == "lda":
@@ -157,7 +160,13 @@ class WeightedBlend:
         self.inner_scores_ = {cands[c][0]: float((oof[c].argmax(1) == idx).mean()) for c in range(len(cands))}
         counts = np.zeros(len(cands))
         blend = np.zeros_like(logp[0])
-        for r in range(self.rounds):  # greedy selection with replacement on out-of-fold log-loss
+        if self.select == "accuracy":  # the one candidate with the best out-of-fold accuracy
+            best = max(range(len(cands)), key=lambda c: self.inner_scores_[cands[c][0]])
+            counts[best] = 1
+            blend = logp[best]
+        for r in range(
+            self.rounds if self.select != "accuracy" else 0
+        ):  # greedy selection with replacement on out-of-fold log-loss
             losses = []
             for c in range(len(cands)):
                 trial = (blend * r + logp[c]) / (r + 1)

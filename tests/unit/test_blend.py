@@ -64,3 +64,13 @@ def test_without_groups_falls_back_to_stratified_folds():
 def test_unknown_family_fails():
     with pytest.raises(ValueError, match="unknown blend family"):
         WeightedBlend(candidates=(("x", "nope", 0),)).fit(*_data()[:2])
+
+
+def test_accuracy_selection_keeps_the_best_inner_candidate_alone():
+    X, y, g = _data(4)
+    m = WeightedBlend(
+        candidates=(("lda", "lda", 0), ("lda2", "lda", 2), ("lr", "logreg", 0)), select="accuracy"
+    )
+    m.fit(X, y, groups=g)
+    best = max(m.inner_scores_, key=m.inner_scores_.get)
+    assert [name for name, _, _ in m.members_] == [best] and m.weights_ == [1.0]
