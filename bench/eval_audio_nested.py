@@ -16,9 +16,10 @@ in two modes: per file (no speaker statistics) and speaker-adaptive (z-score per
 files; a call channel's windows with that channel's window statistics, the training's global ones
 under --min-speaker-files windows, as the pipeline does).
 
-Rows: `default` = voice_audio + blend trained on clips, telephone copies and random 2-4 s crops (what
-`aei-batch train` does now); `before` = rich_audio + the old ensemble on whole clips (the previous
-default); `opensmile` = ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's
+Rows: `default` = voice_audio + blend (select=accuracy) trained on clips, telephone copies and
+random 2-4 s crops (what `aei-batch train` does now); `blend_logloss` = the same, select=logloss;
+`before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
+ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's
 cache; skipped when absent) with shrunk LDA, logistic regression and RBF SVC. Skips (exit 0) when the
 dataset is absent.
 """
@@ -205,7 +206,7 @@ def main() -> int:
     ap.add_argument("--cache-dir", default="/work/wt/cache")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--min-speaker-files", type=int, default=10)
-    ap.add_argument("--rows", default="default,before,opensmile", help="also: blend_full, blend_acc")
+    ap.add_argument("--rows", default="default,before,opensmile", help="also: blend_full, blend_logloss")
     ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-calls", action="store_true", help="clips and telephone copies only")
@@ -248,12 +249,12 @@ def main() -> int:
             variants=TRAIN_VARIANTS["aug"],
             **common,
         )
-    if "blend_acc" in rows:  # the blend choosing its member by inner accuracy instead of log-loss
+    if "blend_logloss" in rows:  # the blend choosing members and weights by inner log-loss
         results += run_row(
-            "voice_audio+blend select=accuracy (aug)",
+            "voice_audio+blend select=logloss (aug)",
             clips,
             calls,
-            lambda: build_models(["blend"], 0, dim, {"blend": {"select": "accuracy"}})[0],
+            lambda: build_models(["blend"], 0, dim, {"blend": {"select": "logloss"}})[0],
             cols=None,
             variants=TRAIN_VARIANTS["aug"],
             **common,

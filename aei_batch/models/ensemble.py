@@ -87,11 +87,12 @@ class WeightedBlend:
 
     `fit(X, y, groups)` scores every candidate of `BLEND_CANDIDATES` by grouped cross-validation on
     the rows it is given (groups = speakers, so a speaker is never on both sides of an inner split),
-    picks members and weights by greedy forward selection with replacement on the out-of-fold
-    log-loss (Caruana et al., 2004; `select="accuracy"`: the one candidate with the best out-of-fold
-    accuracy instead), fits one temperature on the blended out-of-fold scores, then refits
-    the chosen members on all rows. Nothing outside the training rows is looked at, so a CV around it
-    is nested. A scikit-learn-style estimator stored with skops (its type is on the allowlist).
+    keeps the candidate with the best out-of-fold accuracy (`select="accuracy"`, the default) or picks
+    members and weights by greedy forward selection with replacement on the out-of-fold log-loss
+    (`select="logloss"`, Caruana et al., 2004), fits one temperature on the blended out-of-fold
+    scores, then refits the chosen members on all rows. Nothing outside the training rows is looked
+    at, so a CV around it is nested. A scikit-learn-style estimator stored with skops (its type is on
+    the allowlist).
     """
 
     accepts_groups = True
@@ -102,7 +103,7 @@ class WeightedBlend:
         inner_folds: int = 3,
         rounds: int = 8,
         seed: int = 0,
-        select: str = "logloss",
+        select: str = "accuracy",
     ) -> None:
         self.candidates = candidates
         self.inner_folds = inner_folds

@@ -69,8 +69,9 @@ def adapt(
     """
     if test is not None:
         test = test.originals()
+    aug = _augmentation_note(train)
     if not opts.speaker_adaptive:
-        return train, test, {"speaker_adaptive": False}
+        return train, test, {"speaker_adaptive": False, **aug}
     from aei_batch.scoring.speaker import GlobalStats, normalise
 
     g = GlobalStats.fit(train.X)
@@ -87,11 +88,32 @@ def adapt(
         Xte, _ = normalise(test.X, speakers_of(test), g, opts.min_speaker_files)
         test_n = LabelledSet(Xte, test.y, test.actors, test.uris, dict(test.skipped))
     options = {
+        **aug,
         "speaker_adaptive": True,
         "min_speaker_files": opts.min_speaker_files,
         "global_stats": g.to_json(),
     }
     return train_n, test_n, options
+
+
+def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
+    """What the card says about the training copies (empty without augmentation)."""
+    if train.variants is None:
+        return {}
+    from aei_batch.training.data import AUGMENT_VARIANTS
+
+    counts = np.bincount(train.variant_ids, minlength=len(AUGMENT_VARIANTS))
+    return {
+        "augmentation": {
+            "copies": {
+                f"{i}:{n}": int(c) for i, (n, c) in enumerate(zip(AUGMENT_VARIANTS, counts, strict=True))
+            },
+            "telephone": "8 kHz, 300-3400 Hz band-pass, 8-bit mu-law (features/augment.py)",
+            "crops_s": [2.0, 4.0],
+            "weak_on": "measured in docs/MODELS.md (nested CV): 3 s windows of calls 56-58 %, telephone "
+            "copies 6 points under full band (speaker-adaptive); acted RAVDESS speech only",
+        }
+    }
 
 
 def searched_params(opts: TrainOptions, train: LabelledSet) -> dict[str, dict[str, Any]]:

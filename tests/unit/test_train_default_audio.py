@@ -47,6 +47,13 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0.npz"))
     saved = json.loads((tmp_path / "m" / "card.json").read_text())
     assert saved["feature_set"]["name"] == "voice_audio"
+    assert saved["options"]["augmentation"]["copies"] == {
+        "0:file": 24,
+        "1:telephone": 24,
+        "2:crop": 24,
+        "3:crop": 24,
+        "4:telephone_crop": 24,
+    }
     from aei_batch.models.tabular import SklearnClassifier
 
     model = SklearnClassifier.load("blend", tmp_path / "m" / "blend.skops")
