@@ -288,6 +288,9 @@ def main() -> int:
             order = {u: i for i, u in enumerate(z["uris"])}
             idx = np.array([order[u] for u in clips["uris"]])
             for fs in ("ComParE_2016", "eGeMAPSv02"):
+                if f"X_{fs}" not in z:
+                    print(f"SKIP openSMILE {fs}: not in {osm}")
+                    continue
                 X = np.nan_to_num(z[f"X_{fs}"][idx])
                 oc = {"X": X[:, None, :], "y": clips["y"], "actors": clips["actors"]}
                 for mname, mk in opensmile_makers(X.shape[1], args.max_lda_dim).items():
