@@ -412,12 +412,12 @@ def train(
         help="Actors kept out of training and used to measure accuracy (21-24; e.g. 17,18,19,20, or none).",
     ),
     feature_set: str = typer.Option(
-        None, help="Feature set (docs/FEATURES.md; default rich_audio for audio)."
+        None, help="Feature set (docs/FEATURES.md; default voice_audio for audio)."
     ),
     models: str = typer.Option(
         None,
-        help="Comma-separated models (docs/MODELS.md; audio default: "
-        "ensemble,lda_calibrated,lda_shrunk,svc_tuned; seed study: svc,xgboost,random_forest).",
+        help="Comma-separated models (docs/MODELS.md; audio default: blend; "
+        "seed study: svc,xgboost,random_forest).",
     ),
     speaker_adaptive: bool = typer.Option(
         None,
@@ -433,6 +433,12 @@ def train(
         help="Actor-grouped hyperparameter search before the final fit (docs/MODELS.md).",
     ),
     cache_dir: str = typer.Option(None, help="Cache featurised corpora here (.npz keyed by feature hash)."),
+    augment: bool = typer.Option(
+        None,
+        "--augment/--no-augment",
+        help="Also train on telephone-band copies and random 2-4 s crops of each file (default: on for "
+        "voice_audio); docs/MODELS.md.",
+    ),
     runner: str = typer.Option(None, help="Where feature extraction runs: " + _RUNNER_HELP),
     seed: int = typer.Option(None, help="Random seed (0; results are reproducible with it)."),
     modality: str = typer.Option(
@@ -469,6 +475,7 @@ def train(
             "min_speaker_files": min_speaker_files,
             "search": search,
             "cache_dir": cache_dir,
+            "augment": augment,
             "runner": runner,
             "seed": seed,
             "modality": modality,
@@ -504,8 +511,8 @@ def evaluate(
         None, "--report-dir", help="Where metrics.json and PNGs go (eval-report)."
     ),
     old_report_dir: str = typer.Option(None, "-o", hidden=True, help="Deprecated: --report-dir."),
-    feature_set: str = typer.Option(None, help="--cv: feature set (rich_audio)."),
-    models: str = typer.Option(None, help="--cv: comma-separated models (ensemble)."),
+    feature_set: str = typer.Option(None, help="--cv: feature set (voice_audio)."),
+    models: str = typer.Option(None, help="--cv: comma-separated models (blend)."),
     speaker_adaptive: bool = typer.Option(
         None, "--speaker-adaptive/--no-speaker-adaptive", help="--cv: per-speaker normalisation (on)."
     ),

@@ -46,8 +46,8 @@ MODALITIES = ("auto", "audio", "video")
 # `train`: the held-out actors, and the model lists (docs/MODELS.md).
 DEFAULT_HOLDOUT = (21, 22, 23, 24)
 SEED_MODEL_NAMES = ("svc", "xgboost", "random_forest")
-BEST_FEATURE_SET = "rich_audio"
-BEST_MODELS = ("ensemble", "lda_calibrated", "lda_shrunk", "svc_tuned")
+BEST_FEATURE_SET = "voice_audio"
+BEST_MODELS = ("blend",)  # docs/MODELS.md: members, weights and temperature chosen inside the training data
 
 ENV_PREFIX = "AEI_"
 #: Where each value being validated came from (set by `load_options`, read by the error message).
@@ -309,6 +309,9 @@ class TrainOptions(Options):
     min_speaker_files: int = 10
     search: bool = False
     cache_dir: str | None = None  # reuse featurised corpora (training/cv.py); None: always featurise
+    augment: bool | None = (
+        None  # telephone copies + random crops (training/data.py); None: on for voice_audio
+    )
 
     @field_validator("holdout_actors", mode="before")
     @classmethod
@@ -350,7 +353,7 @@ class EvaluateOptions(Options):
     catalog: dict[str, Any] | None = None
     table: str | None = None
     feature_set: str = BEST_FEATURE_SET
-    models: tuple[str, ...] = ("ensemble",)
+    models: tuple[str, ...] = BEST_MODELS
     speaker_adaptive: bool = True
     min_speaker_files: int = 10
     folds: int = 5

@@ -71,7 +71,7 @@ def register(fs: FeatureSet) -> FeatureSet:
 
 def _load_builtin() -> None:
     # Importing the modules registers their sets; kept lazy so `import aei_batch` stays light.
-    from aei_batch.features import audio, rich  # noqa: F401
+    from aei_batch.features import audio, rich, voice  # noqa: F401
 
 
 def get_feature_set(name: str) -> FeatureSet:

@@ -16,6 +16,15 @@ from aei_batch.errors import ConfigError
 #: ensemble members, in order; each is also trainable on its own
 ENSEMBLE_MEMBERS = ("lda", "lda_shrunk", "svc_tuned", "logreg")
 
+#: `blend` candidates: (name, family, first n columns or 0 for all). 701 = `rich_audio`'s block, which
+#: `voice_audio` starts with, so the blend can choose between the two feature sets inside its training data.
+BLEND_CANDIDATES: tuple[tuple[str, str, int], ...] = (
+    ("lda_all", "lda", 0),
+    ("lda_rich", "lda", 701),
+    ("lda_shrunk_all", "lda_shrunk", 0),
+    ("logreg_all", "logreg", 0),
+)
+
 
 def _lda() -> Any:
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -73,6 +82,152 @@ def _voting(seed: int, dim: int, p: dict[str, dict[str, Any]]) -> Any:
     return VotingClassifier([(n, members[n]) for n in ENSEMBLE_MEMBERS], voting="soft", n_jobs=1)
 
 
+class WeightedBlend:
+    """Soft vote whose members, weights and temperature are chosen inside its own training data.
+
+    `fit(X, y, groups)` scores every candidate of `BLEND_CANDIDATES` by grouped cross-validation on
+    the rows it is given (groups = speakers, so a speaker is never on both sides of an inner split),
+    keeps the candidate with the best out-of-fold accuracy (`select="accuracy"`, the default) or picks
+    members and weights by greedy forward selection with replacement on the out-of-fold log-loss
+    (`select="logloss"`, Caruana et al., 2004), fits one temperature on the blended out-of-fold
+    scores, then refits the chosen members on all rows. Nothing outside the training rows is looked
+    at, so a CV around it is nested. A scikit-learn-style estimator stored with skops (its type is on
+    the allowlist).
+    """
+
+    accepts_groups = True
+
+    def __init__(
+        self,
+        candidates: tuple[tuple[str, str, int], ...] = BLEND_CANDIDATES,
+        inner_folds: int = 3,
+        rounds: int = 8,
+        seed: int = 0,
+        select: str = "accuracy",
+    ) -> None:
+        self.candidates = candidates
+        self.inner_folds = inner_folds
+        self.rounds = rounds
+        self.seed = seed
+        self.select = select
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("candidates", "inner_folds", "rounds", "seed", "select")}
+
+    def _make(self, family: str, dim: int) -> Any:
+        if family == "lda":
+            return _lda()
+        if family == "lda_shrunk":
+            return _lda_shrunk()
+        if family == "logreg":
+            return _logreg(self.seed)
+        if family == "svc":
+            return _svc_tuned(self.seed, dim)
+        raise ValueError(f"unknown blend family {family!r}")
+
+    @staticmethod
+    def _cols(X: Any, n: int) -> Any:
+        return X[:, :n] if n and n < X.shape[1] else X
+
+    def _proba(self, est: Any, X: Any, n_cols: int) -> Any:
+        import numpy as np
+
+        p = est.predict_proba(self._cols(X, n_cols))
+        out = np.full((len(X), len(self.classes_)), 1e-12)
+        out[:, np.searchsorted(self.classes_, est.classes_)] = p
+        return out
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> WeightedBlend:
+        import numpy as np
+        from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        cands = [c for c in self.candidates if not c[2] or c[2] <= X.shape[1]]
+        idx = np.searchsorted(self.classes_, y)
+        if groups is not None and len(np.unique(groups)) >= self.inner_folds:
+            splits = list(GroupKFold(self.inner_folds).split(X, y, groups))
+        else:
+            k = max(2, min(self.inner_folds, int(np.bincount(idx).min())))
+            splits = list(StratifiedKFold(k, shuffle=True, random_state=self.seed).split(X, y))
+        oof = np.zeros((len(cands), len(X), len(self.classes_)))
+        for tr, te in splits:
+            for c, (_, family, n) in enumerate(cands):
+                est = self._make(family, n or X.shape[1])
+                est.fit(self._cols(X[tr], n), y[tr])
+                oof[c, te] = self._proba(est, X[te], n)
+        logp = np.log(np.clip(oof, 1e-12, 1.0))
+        self.inner_scores_ = {cands[c][0]: float((oof[c].argmax(1) == idx).mean()) for c in range(len(cands))}
+        counts = np.zeros(len(cands))
+        blend = np.zeros_like(logp[0])
+        if self.select == "accuracy":  # the one candidate with the best out-of-fold accuracy
+            best = max(range(len(cands)), key=lambda c: self.inner_scores_[cands[c][0]])
+            counts[best] = 1
+            blend = logp[best]
+        for r in range(
+            self.rounds if self.select != "accuracy" else 0
+        ):  # greedy selection with replacement on out-of-fold log-loss
+            losses = []
+            for c in range(len(cands)):
+                trial = (blend * r + logp[c]) / (r + 1)
+                losses.append(_nll(trial, idx, 1.0))
+            best = int(np.argmin(losses))
+            counts[best] += 1
+            blend = (blend * r + logp[best]) / (r + 1)
+        self.temperature_ = _fit_temperature(blend, idx)
+        self.members_ = []
+        self.weights_ = []
+        for c in (int(i) for i in np.flatnonzero(counts)):
+            name, family, n = cands[c]
+            est = self._make(family, n or X.shape[1])
+            est.fit(self._cols(X, n), y)
+            self.members_.append((name, n, est))
+            self.weights_.append(float(counts[c] / counts.sum()))
+        return self
+
+    def decision_function(self, X: Any) -> Any:
+        """The weighted mean of the members' log-probabilities (before the temperature)."""
+        import numpy as np
+
+        X = np.asarray(X, dtype=np.float64)
+        z = np.zeros((len(X), len(self.classes_)))
+        for (_, n, est), w in zip(self.members_, self.weights_, strict=True):
+            z += w * np.log(np.clip(self._proba(est, X, n), 1e-12, 1.0))
+        return z
+
+    def predict_proba(self, X: Any) -> Any:
+        return _softmax(self.decision_function(X) / self.temperature_)
+
+    def predict(self, X: Any) -> Any:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+
+def _softmax(z: Any) -> Any:
+    import numpy as np
+
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nll(logits: Any, idx: Any, t: float) -> float:
+    import numpy as np
+
+    z = logits / t
+    z = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1))
+    return float((lse - z[np.arange(len(idx)), idx]).mean())
+
+
+def _fit_temperature(logits: Any, idx: Any) -> float:
+    """The temperature minimising out-of-fold negative log-likelihood (bounded 1-D search)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda lt: _nll(logits, idx, float(10**lt)), bounds=(-1.5, 1.5), method="bounded")
+    return float(10**res.x)
+
+
 def builders(p: dict[str, dict[str, Any]] | None = None) -> dict[str, Callable[[int, int], Any]]:
     """name -> (seed, feature dim) -> unfitted Classifier. Includes the seed study's three.
 
@@ -109,6 +264,7 @@ def builders(p: dict[str, dict[str, Any]] | None = None) -> dict[str, Callable[[
             },
         ),
         "ensemble": lambda seed, dim: SklearnClassifier("ensemble", _voting(seed, dim, p)),
+        "blend": lambda seed, dim: SklearnClassifier("blend", WeightedBlend(seed=seed, **p.get("blend", {}))),
         "cnn": lambda seed, dim: _cnn(seed, p.get("cnn", {})),
     }
 

@@ -32,6 +32,7 @@ SKOPS_ALLOWED = frozenset(
         "numpy.dtype",
         "builtins.getattr",
         "sklearn.utils._bunch.Bunch",  # VotingClassifier.named_estimators_ (a dict with attribute access)
+        "aei_batch.models.ensemble.WeightedBlend",  # the `blend` model (members are sklearn pipelines)
     }
 )
 
@@ -62,10 +63,15 @@ class SklearnClassifier:
         self.name = name
         self.estimator = estimator
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> None:
+        """Fit; `groups` (the speaker of each row) reaches estimators that select inside their training
+        data (`WeightedBlend`), so their inner splits never share a speaker."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            self.estimator.fit(X, y)
+            if groups is not None and getattr(self.estimator, "accepts_groups", False):
+                self.estimator.fit(X, y, groups=groups)
+            else:
+                self.estimator.fit(X, y)
 
     @property
     def classes(self) -> np.ndarray:

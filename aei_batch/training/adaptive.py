@@ -16,17 +16,38 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def augment_on(opts: TrainOptions) -> bool:
+    """Whether training adds telephone copies and random crops (`augment`; None = on for `voice_audio`)."""
+    flag = getattr(opts, "augment", None)
+    return bool(flag) if flag is not None else opts.feature_set == "voice_audio"
+
+
 def load_data(opts: TrainOptions) -> LabelledSet:
-    """Featurise the labelled files (through the feature cache when `opts.cache_dir` is set)."""
+    """Featurise the labelled files (through the feature cache when `opts.cache_dir` is set), and with
+    augmentation on, their telephone copies and crops (`training.data.featurise_augmented`)."""
     from aei_batch.training.cv import cached_featurise
 
-    return cached_featurise(
-        opts.data,
-        opts.feature_set,
-        cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
-        runner=opts.runner,
-        progress=opts.progress,
+    cache = Path(opts.cache_dir) if opts.cache_dir else None
+    base = cached_featurise(
+        opts.data, opts.feature_set, cache_dir=cache, runner=opts.runner, progress=opts.progress
     )
+    if not augment_on(opts):
+        return base
+    from aei_batch.training.cv import cached_augment
+
+    return cached_augment(
+        base, opts.data, opts.feature_set, cache_dir=cache, seed=opts.seed, progress=opts.progress
+    )
+
+
+def fit_model(model: Any, train: LabelledSet) -> None:
+    """Fit one model; estimators that select inside their training data get the speakers as groups."""
+    from aei_batch.models.tabular import SklearnClassifier
+
+    if isinstance(model, SklearnClassifier):
+        model.fit(train.X, train.y, groups=train.actors)
+    else:
+        model.fit(train.X, train.y)
 
 
 def speakers_of(data: LabelledSet) -> list[str]:
@@ -41,28 +62,58 @@ def adapt(
 ) -> tuple[LabelledSet, LabelledSet | None, dict[str, Any]]:
     """In speaker-adaptive mode, z-score train and held-out rows per speaker; return the card options.
 
-    Held-out speakers are normalised with their own (unlabelled) files, exactly as scoring will.
+    Held-out speakers are normalised with their own (unlabelled) files, exactly as scoring will. With
+    augmented copies, each (speaker, kind of copy) is its own group: a speaker's telephone copies are
+    z-scored with their own statistics, as a telephone batch of that speaker would be at scoring time.
+    Held-out rows are the files themselves only.
     """
+    if test is not None:
+        test = test.originals()
+    aug = _augmentation_note(train)
     if not opts.speaker_adaptive:
-        return train, test, {"speaker_adaptive": False}
+        return train, test, {"speaker_adaptive": False, **aug}
     from aei_batch.scoring.speaker import GlobalStats, normalise
 
     g = GlobalStats.fit(train.X)
-    Xtr, rep = normalise(train.X, speakers_of(train), g, opts.min_speaker_files)
+    keys = [f"{s}/{v}" if v else s for s, v in zip(speakers_of(train), train.variant_ids, strict=True)]
+    Xtr, rep = normalise(train.X, keys, g, opts.min_speaker_files)
     log.info(
-        "speaker-normalised training data: %d speakers, %d with own statistics", rep.speakers, rep.own_stats
+        "speaker-normalised training data: %d speaker groups, %d with own statistics",
+        rep.speakers,
+        rep.own_stats,
     )
-    train_n = LabelledSet(Xtr, train.y, train.actors, train.uris, dict(train.skipped))
+    train_n = LabelledSet(Xtr, train.y, train.actors, train.uris, dict(train.skipped), train.variants)
     test_n = None
     if test is not None:
         Xte, _ = normalise(test.X, speakers_of(test), g, opts.min_speaker_files)
         test_n = LabelledSet(Xte, test.y, test.actors, test.uris, dict(test.skipped))
     options = {
+        **aug,
         "speaker_adaptive": True,
         "min_speaker_files": opts.min_speaker_files,
         "global_stats": g.to_json(),
     }
     return train_n, test_n, options
+
+
+def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
+    """What the card says about the training copies (empty without augmentation)."""
+    if train.variants is None:
+        return {}
+    from aei_batch.training.data import AUGMENT_VARIANTS
+
+    counts = np.bincount(train.variant_ids, minlength=len(AUGMENT_VARIANTS))
+    return {
+        "augmentation": {
+            "copies": {
+                f"{i}:{n}": int(c) for i, (n, c) in enumerate(zip(AUGMENT_VARIANTS, counts, strict=True))
+            },
+            "telephone": "8 kHz, 300-3400 Hz band-pass, 8-bit mu-law (features/augment.py)",
+            "crops_s": [2.0, 4.0],
+            "weak_on": "measured in docs/MODELS.md (nested CV): 3 s windows of calls 56-58 %, telephone "
+            "copies 6 points under full band (speaker-adaptive); acted RAVDESS speech only",
+        }
+    }
 
 
 def searched_params(opts: TrainOptions, train: LabelledSet) -> dict[str, dict[str, Any]]:

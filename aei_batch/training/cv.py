@@ -97,6 +97,40 @@ def cached_featurise(
     return data
 
 
+def cached_augment(
+    base: LabelledSet,
+    source: str,
+    feature_set: str,
+    *,
+    cache_dir: Path | None = DEFAULT_CACHE,
+    seed: int = 0,
+    progress: bool = False,
+    workers: int | None = None,
+) -> LabelledSet:
+    """`training.data.featurise_augmented`, memoised in `cache_dir/<key>-aug<seed>.npz` (None: no cache)."""
+    from aei_batch.training.data import featurise_augmented, labelled_refs
+
+    if cache_dir is None:
+        return featurise_augmented(base, feature_set, seed=seed, workers=workers, progress=progress)
+    refs, _ = labelled_refs(source)
+    key = cache_key(source, feature_set, [r.uri for r in refs], [r.size for r in refs])
+    path = Path(cache_dir).expanduser() / f"{key}-aug{seed}.npz"
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        if len(z["uris"]) and list(z["uris"][: len(base)]) == base.uris:
+            return LabelledSet(
+                z["X"], z["y"], z["actors"], [str(u) for u in z["uris"]], dict(base.skipped), z["variants"]
+            )
+    data = featurise_augmented(base, feature_set, seed=seed, workers=workers, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp, X=data.X, y=data.y, actors=data.actors, uris=np.array(data.uris), variants=data.variant_ids
+    )
+    tmp.replace(path)
+    return data
+
+
 def speaker_keys(actors: np.ndarray) -> list[str]:
     return [f"actor-{int(a):02d}" for a in actors]
 
@@ -143,6 +177,7 @@ def cross_validate(
     min_speaker_files: int = 10,
 ) -> CVResult:
     """Fit a fresh model per fold; collect out-of-fold 8-class probabilities and the report."""
+    from aei_batch.training.adaptive import fit_model
     from aei_batch.training.metrics import classification_report
 
     proba = np.zeros((len(data), N_CLASSES))
@@ -160,7 +195,7 @@ def cross_validate(
         )
         model = make_model()
         t0 = time.perf_counter()
-        model.fit(Xtr, data.y[tr])
+        fit_model(model, LabelledSet(Xtr, data.y[tr], data.actors[tr], [], {}))
         secs.append(time.perf_counter() - t0)
         proba[te] = model.predict_proba8(Xte)
         accs.append(float((proba[te].argmax(1) == data.y[te]).mean()))

@@ -24,6 +24,8 @@ class LabelledSet:
     actors: np.ndarray
     uris: list[str]
     skipped: dict[str, int]
+    #: per row, which copy of its file it is (index into AUGMENT_VARIANTS; 0 = the file itself); None = all 0
+    variants: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -35,7 +37,76 @@ class LabelledSet:
             self.actors[mask],
             [u for u, m in zip(self.uris, mask, strict=True) if m],
             dict(self.skipped),
+            None if self.variants is None else self.variants[mask],
         )
+
+    @property
+    def variant_ids(self) -> np.ndarray:
+        return np.zeros(len(self.y), dtype=np.int64) if self.variants is None else self.variants
+
+    def originals(self) -> LabelledSet:
+        """The rows of the files themselves (no augmented copies)."""
+        return self if self.variants is None else self.subset(self.variants == 0)
+
+
+#: the copies `featurise_augmented` makes of each training file (features/augment.py), in row order
+AUGMENT_VARIANTS = ("file", "telephone", "crop", "crop", "telephone_crop")
+
+
+def _augment_job(args: tuple[str, str, int]) -> np.ndarray | None:
+    """Features of the augmented copies (variants 1..) of one file; None when it cannot be decoded."""
+    from aei_batch.decode.audio import decode_audio
+    from aei_batch.errors import FileError
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import random_crop, telephone
+
+    uri, feature_set, seed = args
+    fs = get_feature_set(feature_set)
+    sr = int(fs.params.get("sr", 22050))
+    try:
+        y = decode_audio(storage.read_bytes(uri), uri, sr=sr).y
+    except FileError:
+        return None
+    rng = np.random.default_rng(seed)
+    tel = telephone(y, sr)
+    copies = [tel, random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]
+    return np.stack([fs.extract(c, sr) for c in copies])
+
+
+def featurise_augmented(
+    base: LabelledSet, feature_set: str, *, seed: int = 0, workers: int | None = None, progress: bool = True
+) -> LabelledSet:
+    """`base` (features of the files) plus, per file, a telephone copy (8 kHz, 300-3,400 Hz, mu-law),
+    two random 2-4 s crops and a crop of the telephone copy: models trained on these serve clips,
+    windows of long recordings and call-centre audio (docs/MODELS.md). Deterministic for a seed."""
+    import multiprocessing as mp
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    jobs = [(u, feature_set, seed * 100_003 + i) for i, u in enumerate(base.uris)]
+    n = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
+    bar = {"total": len(jobs), "unit": "file", "desc": "augment", "file": sys.stderr, "disable": not progress}
+    if n == 1 or len(jobs) < 32:  # small corpora: no process start-up
+        res = [_augment_job(j) for j in tqdm(jobs, **bar)]  # type: ignore[arg-type]
+    else:
+        with mp.get_context("spawn").Pool(n) as pool:
+            res = list(tqdm(pool.imap(_augment_job, jobs, chunksize=4), **bar))  # type: ignore[arg-type]
+    keep = [i for i, r in enumerate(res) if r is not None]
+    n_var = len(AUGMENT_VARIANTS) - 1
+    X = [base.X] + [np.stack([res[i][v] for i in keep]) for v in range(n_var)]  # type: ignore[index]
+    rows = np.array(keep, dtype=np.int64)
+    return LabelledSet(
+        np.concatenate(X).astype(np.float32),
+        np.concatenate([base.y] + [base.y[rows]] * n_var),
+        np.concatenate([base.actors] + [base.actors[rows]] * n_var),
+        base.uris + [base.uris[i] for i in keep] * n_var,
+        dict(base.skipped),
+        np.concatenate(
+            [np.zeros(len(base.y), dtype=np.int64)] + [np.full(len(rows), v + 1) for v in range(n_var)]
+        ),
+    )
 
 
 def labelled_refs(source: str, extensions: Iterable[str] | None = None) -> tuple[list[FileRef], int]:

@@ -108,7 +108,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
     if resolve_modality(opts.data, opts.modality) == "video":
         return train_video_from(opts)
     from aei_batch.features import get_feature_set
-    from aei_batch.training.adaptive import adapt, load_data, searched_params
+    from aei_batch.training.adaptive import adapt, fit_model, load_data, searched_params
 
     t0 = time.perf_counter()
     build_models(opts.models, opts.seed, get_feature_set(opts.feature_set).dim)  # fail fast on unknown names
@@ -128,7 +128,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
     artifacts: dict[str, ArtifactInfo] = {}
     for model in models:
         t1 = time.perf_counter()
-        model.fit(train.X, train.y)
+        fit_model(model, train)
         path = out / f"{model.name}{model.suffix}"
         model.save(path)
         heldout = classification_report(test.y, model.predict_proba8(test.X), test.actors) if test else {}

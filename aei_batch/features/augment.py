@@ -1,0 +1,63 @@
+"""Training-time audio augmentation: telephone copies and random crops (docs/MODELS.md).
+
+Call-centre audio is 8 kHz, band-limited and companded, and long recordings are scored in windows; a
+model trained on whole wideband clips only sees neither. These functions make such copies of a
+training clip at the analysis rate, deterministically for a given random generator:
+
+* `telephone`: resample to 8 kHz, band-pass 300-3,400 Hz (4th-order Butterworth), 8-bit mu-law
+  (G.711-style) quantisation and back, then up to the analysis rate again as the decoder would.
+* `random_crop`: a 2-4 s excerpt at a uniformly random position (the whole clip when shorter).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+TEL_SR = 8000
+TEL_BAND_HZ = (300.0, 3400.0)
+MU = 255.0
+
+
+@lru_cache(maxsize=4)
+def _band_sos(sr: int) -> np.ndarray:
+    from scipy.signal import butter
+
+    return butter(4, TEL_BAND_HZ, btype="bandpass", fs=sr, output="sos")  # type: ignore[no-any-return]
+
+
+def mu_law(y: np.ndarray) -> np.ndarray:
+    """8-bit mu-law encode and decode (values clipped to [-1, 1])."""
+    x = np.clip(y, -1.0, 1.0)
+    code = np.sign(x) * np.log1p(MU * np.abs(x)) / np.log1p(MU)
+    q = np.round((code + 1.0) * 127.5) / 127.5 - 1.0  # 256 levels
+    return (np.sign(q) * np.expm1(np.abs(q) * np.log1p(MU)) / MU).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def telephone_8k(y: np.ndarray, sr: int) -> np.ndarray:
+    """A telephone-channel copy at 8 kHz: band-limited to 300-3,400 Hz and mu-law companded."""
+    import soxr
+    from scipy.signal import sosfilt
+
+    y8 = soxr.resample(np.asarray(y, dtype=np.float32), sr, TEL_SR) if sr != TEL_SR else y
+    y8 = sosfilt(_band_sos(TEL_SR), y8).astype(np.float32)
+    return mu_law(y8)
+
+
+def telephone(y: np.ndarray, sr: int) -> np.ndarray:
+    """`telephone_8k`, brought back to `sr` (what decoding an 8 kHz file at the analysis rate gives)."""
+    import soxr
+
+    return soxr.resample(telephone_8k(y, sr), TEL_SR, sr, quality="HQ").astype(np.float32)  # type: ignore[no-any-return]
+
+
+def random_crop(
+    y: np.ndarray, sr: int, rng: np.random.Generator, min_s: float = 2.0, max_s: float = 4.0
+) -> np.ndarray:
+    """A random excerpt of min_s-max_s seconds (the whole clip when it is shorter)."""
+    n = int(round(rng.uniform(min_s, max_s) * sr))
+    if n >= len(y):
+        return y
+    start = int(rng.integers(0, len(y) - n + 1))
+    return y[start : start + n]

@@ -1,0 +1,257 @@
+"""Featurised RAVDESS corpora for bench/eval_audio_nested.py, cached on disk.
+
+clips: every labelled file in five versions, featurised with one feature set:
+  full      the clip at the analysis rate (what `aei-batch score` featurises)
+  tel       its telephone copy (8 kHz, 300-3,400 Hz, mu-law; features/augment.py), back at the analysis rate
+  crop1/2   random 2-4 s crops of the clip, crop3 of the telephone copy (training augmentation only)
+calls: generated call recordings of each actor's clips, scored as `--segments on` does (3 s windows
+  every 1.5 s, the pipeline's own windowing, trimming and voice gate from scoring/windows.py):
+  mono16k   one actor per call, 20 clips joined with 1-2 s pauses, 16 kHz mono
+  stereo8k  two actors of the same CV fold (one pair per fold) taking turns, one per channel,
+            each channel an 8 kHz telephone channel (20 clips each)
+  Every window is labelled with the clip whose speech it overlaps most (windows that overlap no
+  clip's speech are dropped before any scoring).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CLIP_VARIANTS = ("full", "tel", "crop1", "crop2", "crop3")
+ANALYSIS_SR = 22050
+NOISE_DBFS = -65.0  # a faint noise floor under the pauses (the voice gate's absolute floor is -55 dBFS)
+
+
+def _load(path: str) -> np.ndarray:
+    import soundfile as sf
+
+    from aei_batch.decode.audio import to_mono_resampled
+
+    raw, sr = sf.read(path, dtype="float32", always_2d=True)
+    return to_mono_resampled(raw.T, sr, ANALYSIS_SR)
+
+
+def _raw(path: str) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    raw, sr = sf.read(path, dtype="float32", always_2d=True)
+    return raw.mean(axis=1), int(sr)
+
+
+def _clip_job(args: tuple[str, str, int]) -> np.ndarray:
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import random_crop, telephone
+
+    path, fs_name, seed = args
+    fs = get_feature_set(fs_name)
+    y = _load(path)
+    tel = telephone(y, ANALYSIS_SR)
+    rng = np.random.default_rng(seed)
+    versions = [y, tel, random_crop(y, ANALYSIS_SR, rng), random_crop(y, ANALYSIS_SR, rng)]
+    versions.append(random_crop(tel, ANALYSIS_SR, rng))
+    return np.stack([fs.extract(v, ANALYSIS_SR) for v in versions])
+
+
+def list_files(data: str) -> list[str]:
+    from aei_batch.records import parse_ravdess_name
+
+    out = []
+    for root, _, files in os.walk(data):
+        for f in files:
+            lab = parse_ravdess_name(f)
+            if lab.emotion is not None and lab.actor is not None:
+                out.append(os.path.join(root, f))
+    return sorted(out)
+
+
+def _pool(workers: int):  # type: ignore[no-untyped-def]
+    import multiprocessing as mp
+
+    return mp.get_context("fork").Pool(workers)
+
+
+def build_clips(data: str, fs_name: str, cache: Path, workers: int = 2) -> dict[str, np.ndarray]:
+    from aei_batch.features import get_feature_set
+    from aei_batch.records import EMOTIONS, parse_ravdess_name
+
+    fs = get_feature_set(fs_name)
+    files = list_files(data)
+    path = cache / f"clips-{fs.name}-{fs.param_hash}-{len(files)}.npz"
+    if path.is_file():
+        return dict(np.load(path, allow_pickle=False))
+    t0 = time.perf_counter()
+    jobs = [(f, fs_name, i) for i, f in enumerate(files)]
+    with _pool(workers) as pool:
+        X = np.stack(pool.map(_clip_job, jobs, chunksize=8))
+    secs = time.perf_counter() - t0
+    labs = [parse_ravdess_name(f) for f in files]
+    out = {
+        "X": X.astype(np.float32),
+        "y": np.array([EMOTIONS.index(str(lab.emotion)) for lab in labs]),
+        "actors": np.array([int(lab.actor or 0) for lab in labs]),
+        "uris": np.array(files),
+        "seconds": np.array(secs),
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **out)  # type: ignore[arg-type]
+    print(f"clips {fs_name}: {X.shape} in {secs:.0f}s", file=sys.stderr)
+    return out
+
+
+def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]:
+    """First and last sample of the frames within rel_db of the clip's loudest 512-sample frame."""
+    n = len(y) // 512
+    lv = 10 * np.log10((y[: n * 512].reshape(n, 512).astype(np.float64) ** 2).mean(axis=1) + 1e-12)
+    idx = np.flatnonzero(lv >= lv.max() - rel_db)
+    return int(idx[0] * 512), int((idx[-1] + 1) * 512)
+
+
+def _call_job(args: tuple[str, list[list[str]], int, str, int]) -> dict[str, np.ndarray]:
+    """One generated call: windows' features, labels (clip emotion), channel."""
+    import soxr
+
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import telephone_8k
+    from aei_batch.records import EMOTIONS, parse_ravdess_name
+    from aei_batch.scoring.windows import SegmentConfig, apply_vad, featurise_stream
+
+    fmt, channels, seed, fs_name, call_id = args
+    fs = get_feature_set(fs_name)
+    rng = np.random.default_rng(seed)
+    sr = 16000 if fmt == "mono16k" else 8000
+    n_ch = len(channels)
+    # turns: mono = one channel's clips in order; stereo = the two channels alternate
+    turns = [
+        (c, ch[i])
+        for i in range(max(len(ch) for ch in channels))
+        for c, ch in enumerate(channels)
+        if i < len(ch)
+    ]
+    pieces: list[np.ndarray] = []
+    spans: list[tuple[int, int, int, int]] = []  # channel, start, end (speech, at sr), label
+    pos = 0
+    for c, f in turns:
+        y, src_sr = _raw(f)
+        y = soxr.resample(y, src_sr, sr).astype(np.float32)
+        if fmt == "stereo8k":
+            y = telephone_8k(y, sr)
+        a, b = speech_span(y, sr)
+        seg = np.zeros((n_ch, len(y)), dtype=np.float32)
+        seg[c] = y
+        pause = np.zeros((n_ch, int(rng.uniform(1.0, 2.0) * sr)), dtype=np.float32)
+        pieces += [seg, pause]
+        spans.append((c, pos + a, pos + b, EMOTIONS.index(str(parse_ravdess_name(f).emotion))))
+        pos += len(y) + pause.shape[1]
+    audio = np.concatenate(pieces, axis=1)
+    audio += (10 ** (NOISE_DBFS / 20) * rng.standard_normal(audio.shape)).astype(np.float32)
+    up = np.stack([soxr.resample(ch, sr, ANALYSIS_SR, quality="HQ") for ch in audio]).astype(np.float32)
+    cfg = SegmentConfig(mode="on", per_channel=True)
+    chunk = round(cfg.chunk_s * ANALYSIS_SR)
+    fw = featurise_stream(
+        (up[:, i : i + chunk] for i in range(0, up.shape[1], chunk)), fs.extract, ANALYSIS_SR, cfg
+    )
+    kept = apply_vad(fw, cfg)
+    X, y_, ch_ = [], [], []
+    scale = sr / ANALYSIS_SR
+    for w in kept:
+        a, b = w.start * scale, w.end * scale
+        best, lab = 0.0, -1
+        for c, s, e, label in spans:
+            ov = min(b, e) - max(a, s)
+            if c == w.channel and ov > best:
+                best, lab = ov, label
+        if lab < 0:
+            continue
+        X.append(w.vec)
+        y_.append(lab)
+        ch_.append(w.channel)
+    return {
+        "X": np.asarray(X, dtype=np.float32).reshape(len(X), fs.dim),
+        "y": np.asarray(y_, dtype=np.int64),
+        "channel": np.asarray(ch_, dtype=np.int64),
+        "call": np.full(len(X), call_id),
+        "audio_s": np.array(up.shape[1] / ANALYSIS_SR),
+    }
+
+
+def build_calls(
+    data: str,
+    fs_name: str,
+    cache: Path,
+    n_folds: int = 5,
+    calls_per_actor: int = 1,
+    workers: int = 2,
+    clips_per_call: int = 20,
+    pairs_per_fold: int = 1,
+) -> dict[str, np.ndarray]:
+    """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k)."""
+    from aei_batch.features import get_feature_set
+    from aei_batch.records import parse_ravdess_name
+
+    fs = get_feature_set(fs_name)
+    files = list_files(data)
+    path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}.npz"
+    if path.is_file():
+        return dict(np.load(path, allow_pickle=False))
+    by_actor: dict[int, list[str]] = {}
+    for f in files:
+        by_actor.setdefault(int(parse_ravdess_name(f).actor or 0), []).append(f)
+    actors = sorted(by_actor)
+    rng = np.random.default_rng(15)
+    per = min(clips_per_call, min(len(v) for v in by_actor.values()) // calls_per_actor)
+    calls: dict[int, list[list[str]]] = {}
+    for a in actors:
+        order = list(rng.permutation(by_actor[a]))
+        calls[a] = [order[i * per : (i + 1) * per] for i in range(calls_per_actor)]
+    jobs, meta = [], []
+    cid = 0
+    for a in actors:
+        for k in range(calls_per_actor):
+            jobs.append(("mono16k", [calls[a][k]], 1000 + cid, fs_name, cid))
+            meta.append(("mono16k", [a]))
+            cid += 1
+    for k in range(n_folds):
+        fold = actors[k::n_folds]
+        for p in range(0, min(len(fold) - 1, 2 * pairs_per_fold), 2):
+            a, b = fold[p], fold[p + 1]
+            for j in range(calls_per_actor):
+                jobs.append(("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid))
+                meta.append(("stereo8k", [a, b]))
+                cid += 1
+    t0 = time.perf_counter()
+    with _pool(workers) as pool:
+        res = pool.map(_call_job, jobs, chunksize=1)
+    secs = time.perf_counter() - t0
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("X", "y", "channel", "call", "actor", "fmt")}
+    for r, (fmt, acts) in zip(res, meta, strict=True):
+        for k in ("X", "y", "channel", "call"):
+            parts[k].append(r[k])
+        parts["actor"].append(np.array([acts[c] for c in r["channel"]], dtype=np.int64))
+        parts["fmt"].append(np.full(len(r["y"]), 0 if fmt == "mono16k" else 1))
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["seconds"] = np.array(secs)
+    out["audio_s"] = np.array(sum(float(r["audio_s"]) for r in res))
+    np.savez_compressed(path, **out)  # type: ignore[arg-type]
+    print(f"calls {fs_name}: {out['X'].shape} windows in {secs:.0f}s", file=sys.stderr)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/work/shared/datasets/ravdess-speech")
+    ap.add_argument("--feature-set", default="voice_audio")
+    ap.add_argument("--cache-dir", default="/work/wt/cache")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--what", default="clips,calls")
+    a = ap.parse_args()
+    if "clips" in a.what:
+        build_clips(a.data, a.feature_set, Path(a.cache_dir), a.workers)
+    if "calls" in a.what:
+        build_calls(a.data, a.feature_set, Path(a.cache_dir), workers=a.workers)

@@ -1,0 +1,308 @@
+"""Nested, actor-grouped CV of the default audio model on clips, telephone copies and generated calls.
+
+    python bench/eval_audio_nested.py [--data DIR] [--cache-dir /work/wt/cache] [--json OUT]
+        [--rows default,before,opensmile] [--workers 2]
+
+Protocol (issue 15): 5-fold actor-grouped CV over the RAVDESS actors in DATA (training/cv.py's folds).
+In every outer fold the model is fitted on the training actors only; the `blend` model chooses its
+members, their weights and its temperature by an inner speaker-grouped CV inside those rows
+(models/ensemble.py: WeightedBlend), so no choice sees the test fold. Each row is measured:
+
+* clips      the test actors' files at full band
+* telephone  the same files as 8 kHz mu-law 300-3,400 Hz copies (features/augment.py)
+* calls      windows (3 s every 1.5 s, the pipeline's own windowing and voice gate) of generated calls
+             of the test actors (bench/_corpus.py): 16 kHz mono and 8 kHz stereo telephone
+in two modes: per file (no speaker statistics) and speaker-adaptive (z-score per speaker from its own
+files; a call channel's windows with that channel's window statistics, the training's global ones
+under --min-speaker-files windows, as the pipeline does).
+
+Rows: `default` = voice_audio + blend (select=accuracy) trained on clips, telephone copies and
+random 2-4 s crops (what `aei-batch train` does now); `blend_logloss` = the same, select=logloss;
+`before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
+ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's
+cache; skipped when absent) with shrunk LDA, logistic regression and RBF SVC. Skips (exit 0) when the
+dataset is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DEFAULT_DATA = "/work/shared/datasets/ravdess-speech"
+TRAIN_VARIANTS = {"full": (0,), "aug": (0, 1, 2, 3, 4)}
+
+
+def _zscore(X: np.ndarray, keys: list[str], g: Any, min_files: int) -> np.ndarray:
+    from aei_batch.scoring.speaker import normalise
+
+    return normalise(X, keys, g, min_files)[0]
+
+
+def _summary(y: np.ndarray, proba: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+    from aei_batch.training.metrics import classification_report
+
+    r = classification_report(y, proba)
+    accs = [float((proba[folds == k].argmax(1) == y[folds == k]).mean()) for k in np.unique(folds)]
+    return {
+        "n": r["n"],
+        "accuracy": r["accuracy"],
+        "ci95": r["accuracy_ci95"],
+        "fold_accuracy": accs,
+        "fold_mean": float(np.mean(accs)),
+        "fold_sd": float(np.std(accs)),
+        "uar": r["uar"],
+        "macro_f1": r["macro_f1"],
+        "ece": r["ece"],
+        "per_class_recall": r["per_class_recall"],
+    }
+
+
+def run_row(
+    name: str,
+    clips: dict[str, np.ndarray],
+    calls: dict[str, np.ndarray] | None,
+    make: Any,
+    *,
+    cols: int | None,
+    variants: tuple[int, ...],
+    min_files: int,
+    n_folds: int,
+    with_tel: bool = True,
+    modes: tuple[bool, ...] = (False, True),
+    model_cache: Path | None = None,
+) -> list[dict[str, Any]]:
+    from aei_batch.scoring.speaker import GlobalStats
+    from aei_batch.training.cv import actor_folds
+
+    X3 = clips["X"][:, :, :cols] if cols else clips["X"]
+    y, actors = clips["y"], clips["actors"]
+    out = []
+    for sa in modes:
+        t_fit = []
+        preds: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
+
+        def add(key: str, yy: np.ndarray, pp: np.ndarray, k: int, preds: dict[str, Any] = preds) -> None:
+            a, b, c = preds.setdefault(key, ([], [], []))
+            a.append(yy)
+            b.append(pp)
+            c.append(np.full(len(yy), k))
+
+        for k, (tr, te) in enumerate(actor_folds(actors, n_folds)):
+            Xtr = np.concatenate([X3[tr, v] for v in variants])
+            ytr = np.tile(y[tr], len(variants))
+            gtr = np.tile(actors[tr], len(variants))
+            keys = [f"{a}-{v}" for v in variants for a in actors[tr]]
+            g = GlobalStats.fit(Xtr)
+            if sa:
+                Xtr = _zscore(Xtr, keys, g, min_files)
+            saved = model_cache / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl" if model_cache else None
+            if saved is not None and saved.is_file():  # bench-only cache of fitted fold models (local pickle)
+                model, secs = pickle.loads(saved.read_bytes())
+            else:
+                model = make()
+                t0 = time.process_time()
+                model.fit(Xtr, ytr, groups=gtr)
+                secs = time.process_time() - t0
+                if saved is not None:
+                    saved.parent.mkdir(parents=True, exist_ok=True)
+                    saved.write_bytes(pickle.dumps((model, secs)))
+            t_fit.append(secs)
+            for v, label in ((0, "clips"), (1, "telephone")):
+                if v and not with_tel:
+                    continue
+                Xte = X3[te, v]
+                if sa:
+                    Xte = _zscore(Xte, [f"{a}-{v}" for a in actors[te]], g, min_files)
+                add(label, y[te], model.predict_proba8(Xte), k)
+            if calls is not None:
+                m = np.isin(calls["actor"], np.unique(actors[te]))
+                Xc = calls["X"][m][:, :cols] if cols else calls["X"][m]
+                if sa:
+                    ck = [f"{c}-{ch}" for c, ch in zip(calls["call"][m], calls["channel"][m], strict=True)]
+                    Xc = _zscore(Xc, ck, g, min_files)
+                pc = model.predict_proba8(Xc)
+                for f, label in ((0, "calls_mono16k"), (1, "calls_stereo8k")):
+                    sel = calls["fmt"][m] == f
+                    add(label, calls["y"][m][sel], pc[sel], k)
+        for label, (ys, ps, fs) in preds.items():
+            s = _summary(np.concatenate(ys), np.concatenate(ps), np.concatenate(fs))
+            out.append(
+                {
+                    "row": name,
+                    "speaker_adaptive": sa,
+                    "test": label,
+                    "fit_s_per_fold": float(np.mean(t_fit)),
+                    **s,
+                }
+            )
+            print(
+                f"{name:28s} sa={int(sa)} {label:15s} acc {s['fold_mean']:.3f} ±{s['fold_sd']:.3f} "
+                f"[{s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}] n={s['n']} ece {s['ece']:.3f} "
+                f"fit {np.mean(t_fit):.1f}s",
+                flush=True,
+            )
+    return out
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The results as docs/MODELS.md's table."""
+    lines = [
+        "| row | mode | test | acc (fold mean) | SD | pooled [95 % CI] | n | UAR | ECE | fit CPU s/fold |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lo, hi = r["ci95"]
+        lines.append(
+            f"| {r['row']} | {'speaker-adaptive' if r['speaker_adaptive'] else 'per file'} | {r['test']} "
+            f"| {r['fold_mean']:.3f} | {r['fold_sd']:.3f} | {r['accuracy']:.3f} [{lo:.3f}–{hi:.3f}] "
+            f"| {r['n']} | {r['uar']:.3f} | {r['ece']:.3f} | {r['fit_s_per_fold']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _sk(name: str, est: Any) -> Any:
+    from aei_batch.models.tabular import SklearnClassifier
+
+    return SklearnClassifier(name, est)
+
+
+def opensmile_makers(dim: int, max_lda_dim: int = 10_000) -> dict[str, Any]:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    makers = {
+        "lda": lambda: _sk(
+            "lda",
+            make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
+        ),
+        "logreg": lambda: _sk(
+            "logreg", make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000))
+        ),
+        "svc": lambda: _sk(
+            "svc", make_pipeline(StandardScaler(), SVC(C=10, gamma="scale", probability=True))
+        ),
+    }
+    if dim > max_lda_dim:  # LDA's solve is cubic in the dimension: minutes per fit on ComParE's 6,373
+        del makers["lda"]
+    return makers
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--cache-dir", default="/work/wt/cache")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--min-speaker-files", type=int, default=10)
+    ap.add_argument("--rows", default="default,before,opensmile", help="also: blend_full, blend_logloss")
+    ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-calls", action="store_true", help="clips and telephone copies only")
+    ap.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="keep fitted fold models in CACHE/fold_models and reuse them",
+    )
+    ap.add_argument("--max-lda-dim", type=int, default=10_000, help="openSMILE rows: no LDA above this dim")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    if not Path(args.data).is_dir():
+        print(f"SKIP: dataset not found at {args.data}")
+        return 0
+    import _corpus
+
+    from aei_batch.models.ensemble import build_models
+
+    cache = Path(args.cache_dir)
+    clips = _corpus.build_clips(args.data, "voice_audio", cache, args.workers)
+    calls = (
+        None if args.no_calls else _corpus.build_calls(args.data, "voice_audio", cache, workers=args.workers)
+    )
+    rows = args.rows.split(",")
+    results: list[dict[str, Any]] = []
+    common: dict[str, Any] = {
+        "min_files": args.min_speaker_files,
+        "n_folds": args.folds,
+        "modes": tuple(m == "1" for m in args.modes.split(",")),
+        "model_cache": cache / "fold_models" if args.keep_models else None,
+    }
+    dim = clips["X"].shape[2]
+    if "default" in rows:
+        results += run_row(
+            "voice_audio+blend (aug)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
+            **common,
+        )
+    if "blend_logloss" in rows:  # the blend choosing members and weights by inner log-loss
+        results += run_row(
+            "voice_audio+blend select=logloss (aug)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim, {"blend": {"select": "logloss"}})[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
+            **common,
+        )
+    if "blend_full" in rows:
+        results += run_row(
+            "voice_audio+blend (clips)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["full"],
+            **common,
+        )
+    if "before" in rows:
+        results += run_row(
+            "rich_audio+ensemble (clips)",
+            clips,
+            calls,
+            lambda: build_models(["ensemble"], 0, 701)[0],
+            cols=701,
+            variants=TRAIN_VARIANTS["full"],
+            **common,
+        )
+    osm = cache / "opensmile.npz"
+    if "opensmile" in rows:
+        if not osm.is_file():
+            print(f"SKIP openSMILE rows: no {osm} (run bench/opensmile_features.py in its own venv)")
+        else:
+            z = np.load(osm, allow_pickle=False)
+            order = {u: i for i, u in enumerate(z["uris"])}
+            idx = np.array([order[u] for u in clips["uris"]])
+            for fs in ("ComParE_2016", "eGeMAPSv02"):
+                if f"X_{fs}" not in z:
+                    print(f"SKIP openSMILE {fs}: not in {osm}")
+                    continue
+                X = np.nan_to_num(z[f"X_{fs}"][idx])
+                oc = {"X": X[:, None, :], "y": clips["y"], "actors": clips["actors"]}
+                for mname, mk in opensmile_makers(X.shape[1], args.max_lda_dim).items():
+                    results += run_row(
+                        f"{fs}+{mname}", oc, None, mk, cols=None, variants=(0,), with_tel=False, **common
+                    )
+                print(f"{fs}: {len(X) / float(z[f'seconds_{fs}']):.1f} files/s (one process)")
+    print(markdown(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

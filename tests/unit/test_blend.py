@@ -1,0 +1,76 @@
+"""The `blend` model: members, weights and temperature chosen inside its own training data."""
+
+import numpy as np
+import pytest
+
+from aei_batch.models.ensemble import WeightedBlend, build_models
+from aei_batch.models.tabular import SklearnClassifier
+
+
+def _data(seed: int = 0, n_spk: int = 8, per: int = 24, dim: int = 12):
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.arange(8), n_spk * per // 8)
+    groups = np.repeat(np.arange(n_spk), per)
+    X = rng.normal(size=(len(y), dim)) + np.eye(8, dim)[y] * 3.0 + 0.5 * rng.normal(size=(n_spk, dim))[groups]
+    return X, y, groups
+
+
+def test_fit_selects_weights_and_a_temperature_and_beats_chance():
+    X, y, g = _data()
+    m = WeightedBlend(candidates=(("lda", "lda", 0), ("lda6", "lda", 6), ("lr", "logreg", 0)), rounds=4)
+    m.fit(X[g < 6], y[g < 6], groups=g[g < 6])
+    assert abs(sum(m.weights_) - 1) < 1e-9 and 0 < m.temperature_ < 40
+    assert set(m.inner_scores_) == {"lda", "lda6", "lr"}
+    p = m.predict_proba(X[g >= 6])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert (p.argmax(1) == y[g >= 6]).mean() > 0.5  # chance is 0.125
+
+
+def test_inner_splits_never_share_a_speaker(monkeypatch):
+    from sklearn.model_selection import GroupKFold
+
+    seen = []
+    real = GroupKFold.split
+
+    def spy(self, X, y=None, groups=None):
+        for tr, te in real(self, X, y, groups):
+            seen.append(set(groups[tr]) & set(groups[te]))
+            yield tr, te
+
+    monkeypatch.setattr(GroupKFold, "split", spy)
+    X, y, g = _data(1)
+    WeightedBlend(candidates=(("lda", "lda", 0),), rounds=1).fit(X, y, groups=g)
+    assert len(seen) == 3 and all(not s for s in seen)
+
+
+def test_deterministic_and_round_trips_through_skops(tmp_path):
+    X, y, g = _data(2)
+    a, b = (build_models(["blend"], 0, X.shape[1])[0] for _ in range(2))
+    a.fit(X, y, groups=g)
+    b.fit(X, y, groups=g)
+    np.testing.assert_array_equal(a.predict_proba8(X), b.predict_proba8(X))
+    path = tmp_path / "blend.skops"
+    a.save(path)
+    loaded = SklearnClassifier.load("blend", path)
+    np.testing.assert_allclose(loaded.predict_proba8(X), a.predict_proba8(X))
+
+
+def test_without_groups_falls_back_to_stratified_folds():
+    X, y, _ = _data(3)
+    m = WeightedBlend(candidates=(("lda", "lda", 0),), rounds=1).fit(X, y)
+    assert m.members_ and m.predict(X).shape == y.shape
+
+
+def test_unknown_family_fails():
+    with pytest.raises(ValueError, match="unknown blend family"):
+        WeightedBlend(candidates=(("x", "nope", 0),)).fit(*_data()[:2])
+
+
+def test_accuracy_selection_keeps_the_best_inner_candidate_alone():
+    X, y, g = _data(4)
+    m = WeightedBlend(
+        candidates=(("lda", "lda", 0), ("lda2", "lda", 2), ("lr", "logreg", 0)), select="accuracy"
+    )
+    m.fit(X, y, groups=g)
+    best = max(m.inner_scores_, key=m.inner_scores_.get)
+    assert [name for name, _, _ in m.members_] == [best] and m.weights_ == [1.0]
