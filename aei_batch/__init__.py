@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from aei_batch._version import __version__
 
 _API = ("score", "train", "evaluate", "query", "read_predictions", "read_segments", "read_run_summary")
 _OTHER = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from aei_batch import __version__
+from aei_batch._version import __version__
 from aei_batch.errors import AeiError, ConfigError
 
 # Arrow buffers from the C library's allocator, not mimalloc (pyarrow's default): mimalloc keeps freed pages

@@ -203,7 +203,7 @@ def submit(opts: SubmitOptions, out: IO[str] = sys.stdout, err: IO[str] = sys.st
     entrypoint = build_entrypoint(opts.command, opts.args, config_text)
     runtime_env = build_runtime_env(opts.working_dir, opts.env_keys)
     client = _client(address)
-    from aei_batch import __version__
+    from aei_batch._version import __version__
 
     try:
         client.submit_job(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aei_batch.features.base import FeatureSet, register
+from aei_batch.features.base import FeatureSet
 
 _STATS = ("min", "max", "std", "mean")
 
@@ -69,15 +69,16 @@ def seed_mfcc157_librosa(y: np.ndarray, sr: int) -> np.ndarray:
     return np.concatenate([_stats(mfcc), _stats(d1), _stats(d2), [float(rms.mean())]]).astype(np.float32)
 
 
-SEED = register(
-    FeatureSet(
-        name="seed_mfcc157",
-        version=1,
-        params=SEED_PARAMS,
-        names=tuple(
-            _stat_names("mfcc", 13) + _stat_names("mfcc_d1", 13) + _stat_names("mfcc_d2", 13) + ["rms_mean"]
-        ),
-        fn=seed_mfcc157,
-        description="The 2019 seed study's set: 13 MFCC + deltas + delta-deltas x (min,max,std,mean) + RMS.",
-    )
+SEED = FeatureSet(
+    name="seed_mfcc157",
+    version=1,
+    params=SEED_PARAMS,
+    names=tuple(
+        _stat_names("mfcc", 13) + _stat_names("mfcc_d1", 13) + _stat_names("mfcc_d2", 13) + ["rms_mean"]
+    ),
+    fn=seed_mfcc157,
+    description="The 2019 seed study's set: 13 MFCC + deltas + delta-deltas x (min,max,std,mean) + RMS.",
 )
+
+#: The sets this module defines (collected by aei_batch.features.registry).
+FEATURE_SETS = (SEED,)

@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from aei_batch.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class FeatureSet:
@@ -59,31 +57,3 @@ class FeatureSet:
             "hash": self.param_hash,
             "dim": self.dim,
         }
-
-
-_REGISTRY: dict[str, FeatureSet] = {}
-
-
-def register(fs: FeatureSet) -> FeatureSet:
-    _REGISTRY[fs.name] = fs
-    return fs
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers their sets; kept lazy so `import aei_batch` stays light.
-    from aei_batch.features import audio, rich, voice  # noqa: F401
-
-
-def get_feature_set(name: str) -> FeatureSet:
-    _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown feature set {name!r}", hint=f"choose one of: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-
-
-def list_feature_sets() -> list[FeatureSet]:
-    _load_builtin()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 from aei_batch.errors import ErrorCode, FileError
-from aei_batch.features.base import FeatureSet, get_feature_set
+from aei_batch.features.base import FeatureSet
+from aei_batch.features.registry import get_feature_set
 
 
 def extract_checked(fs: FeatureSet, y: np.ndarray, sr: int) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from aei_batch.features import dsp
-from aei_batch.features.base import FeatureSet, register
+from aei_batch.features.base import FeatureSet
 
 RICH_PARAMS: dict[str, Any] = {
     "sr": 22050,
@@ -523,16 +523,14 @@ def _rich_names() -> tuple[str, ...]:
     return tuple(names)
 
 
-RICH = register(
-    FeatureSet(
-        name="rich_audio",
-        version=1,
-        params=RICH_PARAMS,
-        names=_rich_names(),
-        fn=rich_audio,
-        description="40 MFCC (6 stats) + delta spread, 64 log-mel mean/std, spectral contrast, "
-        "spectral shape, YIN pitch and voicing statistics, active duration; over active frames only.",
-    )
+RICH = FeatureSet(
+    name="rich_audio",
+    version=1,
+    params=RICH_PARAMS,
+    names=_rich_names(),
+    fn=rich_audio,
+    description="40 MFCC (6 stats) + delta spread, 64 log-mel mean/std, spectral contrast, "
+    "spectral shape, YIN pitch and voicing statistics, active duration; over active frames only.",
 )
 
 PATCH_PARAMS: dict[str, Any] = {
@@ -563,15 +561,17 @@ def logmel_patch(y: np.ndarray, sr: int) -> np.ndarray:
     return ((out - p["floor_db"] / 2) / (-p["floor_db"] / 2)).reshape(-1)  # roughly [-1, 1]
 
 
-PATCH = register(
-    FeatureSet(
-        name="logmel_patch",
-        version=1,
-        params=PATCH_PARAMS,
-        names=tuple(
-            f"mel{m}_t{t}" for m in range(PATCH_PARAMS["n_mels"]) for t in range(PATCH_PARAMS["frames"])
-        ),
-        fn=logmel_patch,
-        description="64 x 192 log-mel image (2.2 s at hop 256) centred on the speech, for the Keras CNN.",
-    )
+PATCH = FeatureSet(
+    name="logmel_patch",
+    version=1,
+    params=PATCH_PARAMS,
+    names=tuple(f"mel{m}_t{t}" for m in range(PATCH_PARAMS["n_mels"]) for t in range(PATCH_PARAMS["frames"])),
+    fn=logmel_patch,
+    description="64 x 192 log-mel image (2.2 s at hop 256) centred on the speech, for the Keras CNN.",
+)
+
+#: The sets this module defines (collected by aei_batch.features.registry).
+FEATURE_SETS = (
+    RICH,
+    PATCH,
 )

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from aei_batch.features.base import FeatureSet, register
+from aei_batch.features.base import FeatureSet
 
 VOICE_PARAMS: dict[str, Any] = {
     "sr": 22050,
@@ -269,14 +269,15 @@ def _voice_names() -> tuple[str, ...]:
     return tuple(list(RICH.names) + block)
 
 
-VOICE = register(
-    FeatureSet(
-        name="voice_audio",
-        version=1,
-        params={**VOICE_PARAMS, "base": "rich_audio@v1"},
-        names=_voice_names(),
-        fn=voice_audio,
-        description="rich_audio + voice quality (HNR, jitter, shimmer, F1-F3), band-energy balance, "
-        "spectral slopes, entropy, flux and rhythm, 10 functionals each.",
-    )
+VOICE = FeatureSet(
+    name="voice_audio",
+    version=1,
+    params={**VOICE_PARAMS, "base": "rich_audio@v1"},
+    names=_voice_names(),
+    fn=voice_audio,
+    description="rich_audio + voice quality (HNR, jitter, shimmer, F1-F3), band-energy balance, "
+    "spectral slopes, entropy, flux and rhythm, 10 functionals each.",
 )
+
+#: The sets this module defines (collected by aei_batch.features.registry).
+FEATURE_SETS = (VOICE,)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aei_batch import __version__
+from aei_batch._version import __version__
 
 log = logging.getLogger(__name__)
 

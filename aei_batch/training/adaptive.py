@@ -40,16 +40,6 @@ def load_data(opts: TrainOptions) -> LabelledSet:
     )
 
 
-def fit_model(model: Any, train: LabelledSet) -> None:
-    """Fit one model; estimators that select inside their training data get the speakers as groups."""
-    from aei_batch.models.tabular import SklearnClassifier
-
-    if isinstance(model, SklearnClassifier):
-        model.fit(train.X, train.y, groups=train.actors)
-    else:
-        model.fit(train.X, train.y)
-
-
 def speakers_of(data: LabelledSet) -> list[str]:
     """Speaker keys of labelled RAVDESS rows: the same `actor-NN` keys scoring derives from file names."""
     from aei_batch.training.cv import speaker_keys

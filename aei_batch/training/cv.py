@@ -177,7 +177,7 @@ def cross_validate(
     min_speaker_files: int = 10,
 ) -> CVResult:
     """Fit a fresh model per fold; collect out-of-fold 8-class probabilities and the report."""
-    from aei_batch.training.adaptive import fit_model
+    from aei_batch.training.fit import fit_model
     from aei_batch.training.metrics import classification_report
 
     proba = np.zeros((len(data), N_CLASSES))

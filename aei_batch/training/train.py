@@ -46,7 +46,8 @@ def train_defaults(values: dict[str, Any]) -> dict[str, Any]:
     the seed's names for video (which maps them to its own models). Options given anywhere are kept."""
     if all(values.get(k) is not None for k in ("feature_set", "models", "speaker_adaptive")):
         return values
-    TrainOptions(**values)  # types, ranges and required options first, before the data is listed
+    given = {k: v for k, v in values.items() if v is not None}
+    TrainOptions(**{"model_dir": "-", **given})  # types, ranges and `data` first, before the data is listed
     from aei_batch.training.video import resolve_modality
 
     audio = resolve_modality(str(values["data"]), str(values.get("modality") or "auto")) == "audio"
@@ -108,7 +109,8 @@ def run_train(opts: TrainOptions) -> ModelCard:
     if resolve_modality(opts.data, opts.modality) == "video":
         return train_video_from(opts)
     from aei_batch.features import get_feature_set
-    from aei_batch.training.adaptive import adapt, fit_model, load_data, searched_params
+    from aei_batch.training.adaptive import adapt, load_data, searched_params
+    from aei_batch.training.fit import fit_model
 
     t0 = time.perf_counter()
     build_models(opts.models, opts.seed, get_feature_set(opts.feature_set).dim)  # fail fast on unknown names

@@ -45,7 +45,14 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """aei_batch modules `name` imports anywhere in its source (module level or inside functions)."""
     found: set[str] = set()
     is_pkg = path.name == "__init__.py"
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # `if TYPE_CHECKING:` blocks are for type checkers only: never run
+        if (
+            isinstance(node, ast.If)
+            and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING"
+        ):
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
