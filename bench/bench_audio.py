@@ -91,6 +91,15 @@ def ensure_model(model_dir: Path | None, data: Path, work: Path) -> Path:
     return out
 
 
+def seed_model_for(model: Path, data: Path, work: Path) -> Path:
+    """The seed loop needs seed features' model: `model` itself when it is one, else seed models trained on
+    `data` (the loop is the seed study's, whatever model the command is measured with)."""
+    card = json.loads((model / "card.json").read_text())
+    if (card.get("feature_set") or {}).get("name") == "seed_mfcc157":
+        return model
+    return ensure_model(None, data, work)
+
+
 # ------------------------------------------------------------------ the reference loops (child processes)
 
 
@@ -302,6 +311,7 @@ def main() -> None:
         list_file = work / "files.txt"
         list_file.write_text("\n".join(str(f) for f in files))
         model = ensure_model(args.model_dir, data, work)
+        seed_model = seed_model_for(model, data, work) if "seed" in args.only.split(",") else model
         only = args.only.split(",")
         if args.alt_pythonpath and "e2e-alt" not in only:
             only.append("e2e-alt")
@@ -321,7 +331,7 @@ def main() -> None:
                 elif what == "bound":
                     r = run_bound(model)
                 else:
-                    r = run_ref(what, list_file, model, work)
+                    r = run_ref(what, list_file, seed_model if what == "seed" else model, work)
                 runs[what].append(r)
                 took = (
                     f"start {r['start_cpu_s']:.2f} CPU s" if what == "bound" else f"wall {r['wall_s']:.1f} s"

@@ -261,6 +261,7 @@ class RayBackend:
         self._running: dict[Any, int] = {}
         self._deadline = 0.0
         self._wait_s = float(os.environ.get("AEI_RAY_WAIT_FOR_WORKERS_S", "600"))
+        self._closed = False
         self._task_name = "StageWorker.run"
 
     def start_early(self) -> None:
@@ -273,6 +274,8 @@ class RayBackend:
         retries = int(os.environ.get("AEI_RAY_MAX_TASK_RETRIES", "3"))
         actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=retries)(StageWorker)
         with self._lock:
+            if self._closed:  # the run ended (failed early) before Ray came up: start nothing
+                return
             self._actors += [actor_cls.remote(self.warm_modules) for _ in range(n)]
 
     def bind(self, spec: StageSpec, n_batches: int) -> None:
@@ -348,10 +351,11 @@ class RayBackend:
     def close(self, *, abort: bool = False) -> None:
         import ray
 
+        with self._lock:
+            self._closed = True
+            actors, self._actors = self._actors, []
         if not ray.is_initialized():
             return
-        with self._lock:
-            actors, self._actors = self._actors, []
         for a in actors:
             with contextlib.suppress(Exception):
                 ray.kill(a)

@@ -66,19 +66,22 @@ def run_score(opts: ScoreOptions) -> RunSummary:
     observer = RunObserver.from_options(opts)  # checks --metrics / --on-complete / --lineage first
     with _terminate_cleanly():
         early = Runtime("ray", opts.workers) if opts.runner == "ray" else None
+        runtimes: list[Runtime] = [early] if early is not None else []
         if early is not None:  # an embedded Ray's start (seconds) overlaps listing and the model load
             early.start_early(warm_modules=WARM_MODULES)
+        failed = True
         try:
-            summary = _run_score(opts, t0, early, observer)
+            summary = _run_score(opts, t0, early, observer, runtimes)
             observer.completed(summary)
+            failed = False
             return summary
         except BaseException as exc:
             observer.failed(observer.run_id, exc)
             raise
         finally:
             observer.close()
-            if early is not None:
-                early.close()
+            for rt in runtimes:  # whatever failed, no worker outlives the run (they hold the cluster's CPUs)
+                rt.close(abort=failed)
 
 
 @contextlib.contextmanager
@@ -107,7 +110,7 @@ def _terminate_cleanly() -> Iterator[None]:
 WARM_MODULES = ("aei_batch.scoring.stage", "aei_batch.models.loader")
 
 
-def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunSummary:
+def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any, runtimes: list[Any]) -> RunSummary:
     from aei_batch.models.loader import load_model
     from aei_batch.runtime.adapter import StageSpec
     from aei_batch.runtime.runners import Runtime, auto_batch_size, resolve_runner
@@ -117,6 +120,7 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any) -> RunS
     runner = resolve_runner(opts.runner, [r.size for r in refs])
     log.info("runner: %s (--runner %s, %d files)", runner, opts.runner, len(refs))
     rt = early if early is not None and runner == "ray" else Runtime(runner, opts.workers)
+    runtimes.append(rt)
     if runner == "ray":
         rt.start_early(warm_modules=WARM_MODULES)  # Ray starts while the model loads
     model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model

@@ -110,3 +110,35 @@ def test_pool_runner_matches_the_in_process_runner(synth_corpus, trained_model, 
     assert a == b
     bad = a[str(source / "Actor_17" / "03-01-05-01-02-01-17.wav")]
     assert bad[COL.status] == STATUS_ERROR and bad[COL.error_code]
+
+
+@pytest.mark.ray
+def test_a_ray_run_that_fails_before_fan_out_leaves_no_worker_holding_cpus(
+    ray_local, synth_corpus, trained_model, tmp_path
+):
+    """Workers are started early (while the driver lists and loads the model); a run that fails then (here: a
+    corrupt model card) must stop them, or they keep the cluster's CPUs and the next run waits forever."""
+    import json
+    import time
+
+    from aei_batch.errors import ModelError
+
+    bad = tmp_path / "bad-model"
+    shutil.copytree(trained_model, bad)
+    card = json.loads((bad / "card.json").read_text())
+    card["feature_set"]["hash"] = "0" * 16
+    (bad / "card.json").write_text(json.dumps(card))
+    total = ray_local.cluster_resources()["CPU"]
+    kept = []  # the caller keeps the exception (a notebook keeps the last traceback): its frames stay alive
+    for runner in ("ray", "auto"):  # auto: Ray is up in this process, so it picks Ray
+        with pytest.raises(ModelError) as err:
+            run_score(
+                ScoreOptions(
+                    source=str(synth_corpus), model_dir=str(bad), output=str(tmp_path / "t"), runner=runner
+                )
+            )
+        kept.append(err)
+        deadline = time.monotonic() + 30
+        while ray_local.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ray_local.available_resources().get("CPU", 0) == total, runner
