@@ -142,8 +142,8 @@ def inner_floor(files: list[str]) -> dict[str, float]:
 def inner_stage(files: list[str], model_dir: str) -> dict[str, float]:
     """`ScoreStage` as `aei-batch score` builds it (default limits, decode watchdog, segments auto), called
     in this process on batches of 16, one core, warm: the per-file cost of the stage against the floor."""
+    from aei_batch.config import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
     from aei_batch.io.storage import list_inputs
-    from aei_batch.scoring.job import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
     from aei_batch.scoring.rows import RunContext, refs_to_table
     from aei_batch.scoring.stage import ScoreStage
     from aei_batch.scoring.windows import SegmentConfig

@@ -100,8 +100,8 @@ def _score_worker(
 
     import pyarrow as pa
 
+    from aei_batch.config import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
     from aei_batch.records import FileRef
-    from aei_batch.scoring.job import DEFAULT_DECODE_TIMEOUT_S, DEFAULT_MAX_DURATION_S
     from aei_batch.scoring.rows import RunContext, refs_to_table
     from aei_batch.scoring.stage import ScoreStage
     from aei_batch.scoring.windows import SegmentConfig
