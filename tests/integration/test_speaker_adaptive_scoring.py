@@ -129,7 +129,8 @@ def test_speaker_from_manifest_column_and_pattern(synth_corpus, sa_lda, tmp_path
         w.writerow(["uri", "speaker_id"])
         for i, f in enumerate(files):
             w.writerow([str(f), "lonely" if i == 0 else f"spk-{f.stem[-2:]}"])
-    _score(manifest, sa_lda, tmp_path / "t", "local", min_speaker_files=4)
+    # the manifest names files outside its own folder: allowed by --allow-root (else OUTSIDE_ROOTS rows)
+    _score(manifest, sa_lda, tmp_path / "t", "local", min_speaker_files=4, allowed_roots=[str(synth_corpus)])
     rows = read_table(str(tmp_path / "t")).to_pylist()
     assert len(rows) == len(files) and all(r[COL.status] == STATUS_OK for r in rows)
     spk = {r[COL.speaker_id] for r in rows}
