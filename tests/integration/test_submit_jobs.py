@@ -46,7 +46,7 @@ def test_score_prefix_then_nightly_adds_no_duplicates(
                 "source": str(synth_corpus),
                 "model_dir": str(trained_model),
                 "output": str(table),
-                "format": "parquet",
+                "table_format": "parquet",
                 "runner": "local",
             }
         )
@@ -74,7 +74,7 @@ def test_job_exit_codes_are_the_cli_exit_codes(trained_model: Path, tmp_path: Pa
                 "source": str(tmp_path / "missing"),
                 "model_dir": str(trained_model),
                 "output": str(tmp_path / "t"),
-                "format": "parquet",
+                "table_format": "parquet",
                 "runner": "local",
             }
         )
