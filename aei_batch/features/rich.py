@@ -362,10 +362,13 @@ def _zcr(y: np.ndarray, n_fft: int, hop: int, n_frames: int) -> np.ndarray:
     return np.pad(zcr, (0, n_frames - len(zcr)))
 
 
-def _analysis(y: np.ndarray, sr: int, p: dict[str, Any], *, full: bool) -> dict[str, np.ndarray]:
+def _analysis(
+    y: np.ndarray, sr: int, p: dict[str, Any], *, full: bool, keep_power: bool = False
+) -> dict[str, np.ndarray]:
     """Every per-frame quantity of one clip, in one pass over its frames (in blocks): the log-mel
-    spectrogram, the frame level and the active frames; and when `full`, the spectral shape, the
-    spectral contrast and YIN's F0 and aperiodicity."""
+    spectrogram, the frame level and the active frames; when `full`, the spectral shape, the
+    spectral contrast and YIN's F0 and aperiodicity; when `keep_power`, the (frames, bins) float32
+    power spectrum itself (`voice_audio` derives its spectral descriptors from it)."""
     if sr != p["sr"]:
         raise ValueError(f"rich features are defined at {p['sr']} Hz, got {sr}")
     y = np.asarray(y, dtype=np.float32)
@@ -384,11 +387,14 @@ def _analysis(y: np.ndarray, sr: int, p: dict[str, Any], *, full: bool) -> dict[
         f0, dip = np.empty(n), np.empty(n)
         _, tau_max, w = _yin_lags(sr, n_fft, p["f0_min"], p["f0_max"])
         energies = _lag_energies(padded, n_fft, hop, w, tau_max + 1)
+    power_all = np.empty((n, n_fft // 2 + 1), dtype=np.float32) if keep_power else None
     for i in range(0, n, _BLOCK):
         j = min(i + _BLOCK, n)
         block = frames[i:j]
         spec = np.fft.rfft(block, axis=1, out=_WS.get("spec", (j - i, n_fft // 2 + 1), np.complex128))
         power = _power_block(spec)
+        if power_all is not None:
+            power_all[i:j] = power
         mel[:, i:j] = mel_fb @ power.T
         frame_power[i:j] = power.sum(axis=1)
         if full:
@@ -406,7 +412,18 @@ def _analysis(y: np.ndarray, sr: int, p: dict[str, Any], *, full: bool) -> dict[
     }
     if full:
         out |= {"shape": shape, "contrast": _power_to_db(peak) - _power_to_db(valley), "f0": f0, "dip": dip}
+    if power_all is not None:
+        out["power"] = power_all
     return out
+
+
+def analysis(y: np.ndarray, sr: int, *, keep_power: bool = False) -> dict[str, np.ndarray]:
+    """`rich_audio`'s full analysis of a clip (padded to one frame as `rich_audio` pads it), for the
+    sets built on it (`features.voice`); `rich_from_analysis` turns it into the `rich_audio` vector."""
+    y = np.asarray(y, dtype=np.float32)
+    if len(y) < RICH_PARAMS["n_fft"]:
+        y = np.pad(y, (0, RICH_PARAMS["n_fft"] - len(y)))
+    return _analysis(y, sr, RICH_PARAMS, full=True, keep_power=keep_power)
 
 
 @lru_cache(maxsize=4)
@@ -439,13 +456,20 @@ def _shape_block(power: np.ndarray, sr: int, n_fft: int, out: np.ndarray) -> Non
 
 def rich_audio(y: np.ndarray, sr: int) -> np.ndarray:
     """The `rich_audio` vector (see module docstring and docs/FEATURES.md for the layout)."""
+    y = np.asarray(y, dtype=np.float32)
+    if len(y) < RICH_PARAMS["n_fft"]:  # very short clips: pad so every block sees the same frames
+        y = np.pad(y, (0, RICH_PARAMS["n_fft"] - len(y)))
+    return rich_from_analysis(y, sr, _analysis(y, sr, RICH_PARAMS, full=True))
+
+
+def rich_from_analysis(y: np.ndarray, sr: int, a: dict[str, np.ndarray]) -> np.ndarray:
+    """The `rich_audio` vector of the (padded) clip `y` from its full analysis (`analysis`)."""
     import scipy.fft
 
     p = RICH_PARAMS
     y = np.asarray(y, dtype=np.float32)
-    if len(y) < p["n_fft"]:  # very short clips: pad so every block sees the same frames
+    if len(y) < p["n_fft"]:
         y = np.pad(y, (0, p["n_fft"] - len(y)))
-    a = _analysis(y, sr, p, full=True)
     logmel, act, frame_db, f0 = a["logmel"], a["active"], a["frame_db"], a["f0"]
     hop = p["hop_length"]
     mfcc = scipy.fft.dct(logmel, axis=0, type=2, norm="ortho")[: p["n_mfcc"]]

@@ -27,6 +27,7 @@ A pure function of (y, sr) with finite values on silence and very short clips, l
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,8 @@ RHYTHM = ["voiced_seg_rate", "voiced_run_s", "unvoiced_run_s", "voiced_share"]
 
 def _functionals(m: np.ndarray, hop_s: float) -> np.ndarray:
     """(descriptors, frames) -> (descriptors * 10) block-major by descriptor (finite, zeros when empty)."""
+    from aei_batch.features.rich import percentiles
+
     d, n = m.shape
     if n < 2:
         base = m[:, 0] if n else np.zeros(d)
@@ -73,72 +76,86 @@ def _functionals(m: np.ndarray, hop_s: float) -> np.ndarray:
         return out.reshape(-1)
     mean = m.mean(axis=1)
     c = m - mean[:, None]
-    std = np.sqrt((c**2).mean(axis=1))
+    c2 = c * c
+    std = np.sqrt(c2.mean(axis=1))
     z = c / (std[:, None] + 1e-9)
-    p10, p25, p50, p75, p90 = np.percentile(m, (10, 25, 50, 75, 90), axis=1)
+    z2 = z * z
+    p10, p25, p50, p75, p90 = percentiles(m, (10, 25, 50, 75, 90))  # np.percentile's values, one sort
     t = np.arange(n) * hop_s
     t = t - t.mean()
-    slope = (c * t).sum(axis=1) / max(float((t**2).sum()), 1e-9)
-    absdelta = np.abs(np.diff(m, axis=1)).mean(axis=1)
-    out = np.stack(
-        [
-            mean,
-            std,
-            p10,
-            p50,
-            p90,
-            p75 - p25,
-            np.clip((z**3).mean(axis=1), -20, 20),
-            np.clip((z**4).mean(axis=1), 0, 100),
-            slope,
-            absdelta,
-        ],
-        axis=1,
-    )
+    out = np.empty((d, len(FUNCS)))
+    out[:, 0] = mean
+    out[:, 1] = std
+    out[:, 2] = p10
+    out[:, 3] = p50
+    out[:, 4] = p90
+    out[:, 5] = p75 - p25
+    out[:, 6] = np.clip((z2 * z).mean(axis=1), -20, 20)  # z * z * z: `z**3` costs 20x more
+    out[:, 7] = np.clip((z2 * z2).mean(axis=1), 0, 100)
+    out[:, 8] = (c @ t) / max(float(t @ t), 1e-9)
+    out[:, 9] = np.abs(np.diff(m, axis=1)).mean(axis=1)
     return out.reshape(-1)
 
 
-def _band_slope(db: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    sel = (freqs >= lo) & (freqs < hi)
-    f = freqs[sel] / 1000.0
-    f = f - f.mean()
-    seg = db[:, sel]
-    return ((seg - seg.mean(axis=1, keepdims=True)) * f).sum(axis=1) / max(float((f**2).sum()), 1e-9)  # type: ignore[no-any-return]
-
-
-def _spectral_llds(power: np.ndarray, sr: int, n_fft: int, bands: list[float]) -> np.ndarray:
-    """(frames, bins) power -> (len(SPEC_LLD), frames)."""
+@lru_cache(maxsize=4)
+def _spectral_weights(sr: int, n_fft: int, bands: tuple[float, ...]) -> dict[str, Any]:
+    """What `_spectral_llds` needs of the frequency axis, once per (sr, n_fft, bands): the band and
+    moment weights (one product gives every band energy and spectral moment), the bin ranges of the
+    Hammarberg index, and the least-squares slope weights of 0-500 and 500-1,500 Hz."""
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    p = power.astype(np.float32) + np.float32(_EPS)
     edges = list(zip(bands[:-1], bands[1:], strict=True)) + [(50, 1000), (1000, 5000)]
     ind = np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in edges], axis=1).astype(np.float32)
     fk = (freqs / 1000.0).astype(np.float32)
     mom = np.stack([np.ones_like(fk), fk, fk**2, fk**3, fk**4], axis=1)
-    sums = (p @ np.concatenate([ind, mom], axis=1)).astype(np.float64)
-    band, m = sums[:, : ind.shape[1]], sums[:, ind.shape[1] :]
+    n_low = int((freqs < 1500).sum())
+    slopes = np.zeros((n_low, 2))
+    for k, (lo, hi) in enumerate(((0, 500), (500, 1500))):
+        sel = (freqs[:n_low] >= lo) & (freqs[:n_low] < hi)
+        f = freqs[:n_low][sel] / 1000.0
+        f = f - f.mean()
+        # sum((db - mean(db)) * f) = sum(db * f) as the centred f sums to zero
+        slopes[sel, k] = f / max(float((f**2).sum()), 1e-9)
+    return {
+        "weights": np.ascontiguousarray(np.concatenate([ind, mom], axis=1)),
+        "n_bands": ind.shape[1],
+        "k2": int((freqs < 2000).sum()),
+        "k5": int((freqs < 5000).sum()),
+        "n_low": n_low,
+        "slopes": slopes,
+    }
+
+
+def _spectral_llds(power: np.ndarray, sr: int, n_fft: int, bands: list[float]) -> np.ndarray:
+    """(frames, bins) float32 power -> (len(SPEC_LLD), frames)."""
+    w = _spectral_weights(sr, n_fft, tuple(bands))
+    p = power + np.float32(_EPS)
+    sums = (p @ w["weights"]).astype(np.float64)
+    nb = w["n_bands"]
+    band, m = sums[:, :nb], sums[:, nb:]
     total = m[:, 0]
-    rows = list((10 * np.log10(band[:, :-2] / total[:, None])).T)
-    rows.append(10 * np.log10(band[:, -2] / band[:, -1]))
-    lo2k, mid = freqs < 2000, (freqs >= 2000) & (freqs < 5000)
-    rows.append(10 * np.log10(p[:, lo2k].max(axis=1) / p[:, mid].max(axis=1)))
-    low = freqs < 1500
-    db = 10 * np.log10(p[:, low])
-    rows.append(_band_slope(db, freqs[low], 0, 500))
-    rows.append(_band_slope(db, freqs[low], 500, 1500))
-    plogp = (p * np.log(p)).sum(axis=1, dtype=np.float64)
-    rows.append(-(plogp / total - np.log(total)) / np.log(p.shape[1]))
+    out = np.empty((len(SPEC_LLD), len(p)))
+    out[:7] = (10 * np.log10(band[:, :-2] / total[:, None])).T
+    out[7] = 10 * np.log10(band[:, -2] / band[:, -1])
+    k2, k5 = w["k2"], w["k5"]
+    out[8] = 10 * np.log10(p[:, :k2].max(axis=1) / p[:, k2:k5].max(axis=1))
+    db = 10 * np.log10(p[:, : w["n_low"]])
+    out[9:11] = (db @ w["slopes"]).T
+    logp = np.log(p)
+    plogp = np.einsum("ij,ij->i", p, logp, dtype=np.float64)
+    out[11] = -(plogp / total - np.log(total)) / np.log(p.shape[1])
     e1, e2, e3, e4 = (m[:, k] / total for k in (1, 2, 3, 4))
     var = np.maximum(e2 - e1**2, 1e-12)
     c3 = e3 - 3 * e1 * e2 + 2 * e1**3
     c4 = e4 - 4 * e1 * e3 + 6 * e1**2 * e2 - 3 * e1**4
-    rows.append(np.clip(c3 / var**1.5, -50, 50))
-    rows.append(np.log1p(np.clip(c4 / var**2, 0, 1e4)))
+    out[12] = np.clip(c3 / var**1.5, -50, 50)
+    out[13] = np.log1p(np.clip(c4 / var**2, 0, 1e4))
     sq = np.sqrt(p / total[:, None].astype(np.float32))
-    flux = np.zeros(len(p))
-    flux[1:] = np.sqrt(((sq[1:] - sq[:-1]) ** 2).sum(axis=1))
-    rows.append(flux)
-    rows.append(np.log10((p**0.3).sum(axis=1, dtype=np.float64) + 1e-6))
-    return np.vstack(rows)
+    out[14, 0] = 0.0
+    d = sq[1:] - sq[:-1]
+    out[14, 1:] = np.sqrt(np.einsum("ij,ij->i", d, d, dtype=np.float64))
+    logp *= np.float32(0.3)  # p ** 0.3 = exp(0.3 log p): the float32 power has no vector loop
+    out[15] = np.log10(np.exp(logp, out=logp).sum(axis=1, dtype=np.float64) + 1e-6)
+    return out
 
 
 def _formants(frames: np.ndarray, sr: int, order: int) -> np.ndarray:
@@ -147,7 +164,7 @@ def _formants(frames: np.ndarray, sr: int, order: int) -> np.ndarray:
     x = frames * np.hamming(n)
     x = np.concatenate([x[:, :1], x[:, 1:] - 0.97 * x[:, :-1]], axis=1)  # pre-emphasis
     spec = np.fft.rfft(x, 2 * n, axis=1)
-    r = np.fft.irfft(np.abs(spec) ** 2, 2 * n, axis=1)[:, : order + 1]
+    r = np.fft.irfft(spec.real**2 + spec.imag**2, 2 * n, axis=1)[:, : order + 1]
     r[:, 0] *= 1.0 + 1e-4  # white-noise correction keeps the system well conditioned
     idx = np.abs(np.subtract.outer(np.arange(order), np.arange(order)))
     toe = r[:, idx] + 1e-9 * np.eye(order)
@@ -176,24 +193,34 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lengths[values], lengths[~values]
 
 
-def voice_block(y: np.ndarray, sr: int) -> np.ndarray:
-    """The voice-quality and spectral-balance block (everything after `rich_audio`'s 701 values)."""
-    import soxr
+def _pad(y: np.ndarray) -> np.ndarray:
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    n_fft = VOICE_PARAMS["n_fft"]
+    return np.pad(y, (0, n_fft - len(y))) if len(y) < n_fft else y
 
-    from aei_batch.features import dsp
-    from aei_batch.features.rich import active_frames, yin_f0
+
+def _analysis(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+    """`rich_audio`'s one pass over the frames (features.rich), keeping the power spectrum: the same
+    centred Hann frames and grid as this block's spectral descriptors, so they are not computed twice."""
+    from aei_batch.features.rich import RICH_PARAMS, analysis
 
     p = VOICE_PARAMS
     if sr != p["sr"]:
         raise ValueError(f"voice features are defined at {p['sr']} Hz, got {sr}")
+    assert all(RICH_PARAMS[k] == p[k] for k in ("sr", "n_fft", "hop_length", "active_db"))
+    return analysis(y, sr, keep_power=True)
+
+
+def _block_from(y: np.ndarray, sr: int, a: dict[str, np.ndarray]) -> np.ndarray:
+    """The voice-quality block of the padded clip `y`, given its analysis (`_analysis`)."""
+    import soxr
+
+    from aei_batch.features.rich import yin_f0
+
+    p = VOICE_PARAMS
     n_fft, hop = p["n_fft"], p["hop_length"]
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    if len(y) < n_fft:
-        y = np.pad(y, (0, n_fft - len(y)))
-    power = dsp.power_spectrum(dsp.centred_frames(y, n_fft, hop))
+    power, frame_db, act = a["power"], a["frame_db"].astype(np.float64), a["active"]
     n_frames = power.shape[0]
-    frame_db = 10 * np.log10(np.maximum(power.sum(axis=1).astype(np.float64), _EPS))
-    act = active_frames(frame_db, p["active_db"])
     spec = _spectral_llds(power, sr, n_fft, p["bands_hz"])
 
     ssr = p["source_sr"]
@@ -255,11 +282,19 @@ def voice_block(y: np.ndarray, sr: int) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)  # type: ignore[no-any-return]
 
 
-def voice_audio(y: np.ndarray, sr: int) -> np.ndarray:
-    """`rich_audio`'s 701 values followed by `voice_block`."""
-    from aei_batch.features.rich import rich_audio
+def voice_block(y: np.ndarray, sr: int) -> np.ndarray:
+    """The voice-quality and spectral-balance block (everything after `rich_audio`'s 701 values)."""
+    y = _pad(y)
+    return _block_from(y, sr, _analysis(y, sr))
 
-    return np.concatenate([rich_audio(y, sr), voice_block(y, sr)])
+
+def voice_audio(y: np.ndarray, sr: int) -> np.ndarray:
+    """`rich_audio`'s 701 values followed by `voice_block`, from one analysis of the frames."""
+    from aei_batch.features.rich import rich_from_analysis
+
+    y = _pad(y)
+    a = _analysis(y, sr)
+    return np.concatenate([rich_from_analysis(y, sr, a), _block_from(y, sr, a)])
 
 
 def _voice_names() -> tuple[str, ...]:
