@@ -61,3 +61,23 @@ def random_crop(
         return y
     start = int(rng.integers(0, len(y) - n + 1))
     return y[start : start + n]
+
+
+#: the copies `copies` makes of a training clip, after the clip itself (row order of training's matrices)
+VARIANTS = ("file", "telephone", "crop", "crop", "telephone_crop")
+
+
+def file_seed(seed: int, uri: str) -> int:
+    """A file's own random seed: the run's seed and the file's name, so its copies are the same whichever
+    worker, batch or order it is featurised in."""
+    import zlib
+
+    return seed * 100_003 + zlib.crc32(uri.encode())
+
+
+def copies(y: np.ndarray, sr: int, seed: int) -> list[np.ndarray]:
+    """The augmented copies of a clip (VARIANTS[1:]): a telephone copy, two random crops of the clip and a
+    crop of the telephone copy; deterministic for `seed`."""
+    rng = np.random.default_rng(seed)
+    tel = telephone(y, sr)
+    return [tel, random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]

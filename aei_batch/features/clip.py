@@ -31,13 +31,28 @@ def extract_checked(fs: FeatureSet, y: np.ndarray, sr: int) -> np.ndarray:
 
 
 def decode_and_extract(
-    data: bytes, name: str, feature_set: str, *, sr: int, max_duration_s: float | None
+    data: bytes,
+    name: str,
+    feature_set: str,
+    *,
+    sr: int,
+    max_duration_s: float | None,
+    augment_seed: int | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Decode `data` (the bytes of file `name`) at `sr` and extract `feature_set`: (vector, duration s)."""
+    """Decode `data` (the bytes of file `name`) at `sr` and extract `feature_set`: (vector, duration s).
+    With `augment_seed` (training), the vector of the clip and of each of its augmented copies
+    (features/augment.py `copies`), stacked, from the one decode: (len(VARIANTS), dim)."""
     from aei_batch.decode.audio import decode_audio
 
     clip = decode_audio(data, name, sr=sr, max_duration_s=max_duration_s)
-    return extract_checked(get_feature_set(feature_set), clip.y, clip.sr), clip.duration_s
+    fs = get_feature_set(feature_set)
+    vec = extract_checked(fs, clip.y, clip.sr)
+    if augment_seed is not None:
+        from aei_batch.features.augment import copies
+
+        more = [extract_checked(fs, c, clip.sr) for c in copies(clip.y, clip.sr, augment_seed)]
+        vec = np.stack([vec, *more])
+    return vec, clip.duration_s
 
 
 def read_local(path: str, max_bytes: int | None) -> bytes:
@@ -56,13 +71,22 @@ def check_readable(path: str) -> None:
 
 
 def read_decode_and_extract(
-    path: str, name: str, feature_set: str, *, sr: int, max_duration_s: float | None, max_bytes: int | None
+    path: str,
+    name: str,
+    feature_set: str,
+    *,
+    sr: int,
+    max_duration_s: float | None,
+    max_bytes: int | None,
+    augment_seed: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """`decode_and_extract` of a local file that this process reads itself: in the decoder child, the
     file's bytes then never cross the pipe from the worker (one read from the page cache instead of a
     read, a pickle, a pipe write and a pipe read: 0.4 ms of a core per RAVDESS file, docs/PERFORMANCE.md)."""
     data = read_local(path, max_bytes)
-    return decode_and_extract(data, name, feature_set, sr=sr, max_duration_s=max_duration_s)
+    return decode_and_extract(
+        data, name, feature_set, sr=sr, max_duration_s=max_duration_s, augment_seed=augment_seed
+    )
 
 
 def warm_up_features(name: str = "seed_mfcc157") -> None:

@@ -37,8 +37,11 @@ class ClipFeaturiser:
         """`fn(*args, **kwargs)` in the decoder child (under the timeout), or here without a watchdog."""
         return self.decoder.call(fn, *args, **kwargs)
 
-    def featurise(self, ref: dict[str, Any], data: bytes | None = None) -> tuple[np.ndarray, float]:
-        """Features of one file as one clip; `data` are its bytes when the caller already read them."""
+    def featurise(
+        self, ref: dict[str, Any], data: bytes | None = None, augment_seed: int | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Features of one file as one clip; `data` are its bytes when the caller already read them. With
+        `augment_seed` (training), a matrix: the clip's vector, then its augmented copies' (one decode)."""
         from aei_batch.decode.audio import ANALYSIS_SR
         from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
 
@@ -54,6 +57,7 @@ class ClipFeaturiser:
                 sr=ANALYSIS_SR,
                 max_duration_s=self.ctx.max_duration_s,
                 max_bytes=self.ctx.max_file_bytes,
+                augment_seed=augment_seed,
             )
             return vec, float(duration_s)
         data = fetch(ref, self.ctx) if data is None else data
@@ -64,6 +68,7 @@ class ClipFeaturiser:
             self.fs.name,
             sr=ANALYSIS_SR,
             max_duration_s=self.ctx.max_duration_s,
+            augment_seed=augment_seed,
         )
         return vec, float(duration_s)
 

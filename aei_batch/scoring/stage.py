@@ -309,6 +309,8 @@ FEATURES_SCHEMA = pa.schema(
     [
         pa.field("uri", pa.string()),
         pa.field("features", pa.list_(pa.float32())),
+        # training with augmentation: the vectors of the file's augmented copies (features/augment.py)
+        pa.field("augmented", pa.list_(pa.list_(pa.float32()))),
         pa.field("duration_s", pa.float64()),
         pa.field("error_code", pa.string()),
         pa.field("error_message", pa.string()),
@@ -317,11 +319,14 @@ FEATURES_SCHEMA = pa.schema(
 
 
 class FeatureTableStage:
-    """Batch -> one row of features (or an error) per file; what training and evaluation consume."""
+    """Batch -> one row of features (or an error) per file; what training and evaluation consume. With
+    `augment_seed`, each row also holds the vectors of the file's augmented copies, from the same decode
+    (features/augment.py; each file's copies seeded by `file_seed(augment_seed, uri)`)."""
 
-    def __init__(self, ctx: RunContext, feature_set_name: str) -> None:
+    def __init__(self, ctx: RunContext, feature_set_name: str, augment_seed: int | None = None) -> None:
         self.ctx = ctx
         self.feature_set_name = feature_set_name
+        self.augment_seed = augment_seed
 
     def setup(self) -> None:
         self.featuriser = ClipFeaturiser(self.feature_set_name, self.ctx)
@@ -330,15 +335,30 @@ class FeatureTableStage:
         self.featuriser.close()
 
     def process_batch(self, batch: pa.Table) -> pa.Table:
+        from aei_batch.features.augment import file_seed
+
         refs = batch.to_pylist()
-        results = per_file(refs, self.featuriser.featurise, name=lambda r: r["uri"])
+        seed = self.augment_seed
+
+        def featurise(ref: dict[str, Any]) -> tuple[Any, float]:
+            return self.featuriser.featurise(
+                ref, augment_seed=None if seed is None else file_seed(seed, ref["uri"])
+            )
+
+        results = per_file(refs, featurise, name=lambda r: r["uri"])
         rows = []
         for ref, res in zip(refs, results, strict=True):
             row: dict[str, Any] = dict.fromkeys(FEATURES_SCHEMA.names)
             row["uri"] = ref["uri"]
             if isinstance(res, FileFailure):
                 row["error_code"], row["error_message"] = res.code, res.message
-            else:
+            elif seed is None:
                 row["features"], row["duration_s"] = res[0].tolist(), res[1]
+            else:
+                row["features"], row["augmented"], row["duration_s"] = (
+                    res[0][0].tolist(),
+                    res[0][1:].tolist(),
+                    res[1],
+                )
             rows.append(row)
         return pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)

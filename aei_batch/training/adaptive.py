@@ -24,19 +24,16 @@ def augment_on(opts: TrainOptions) -> bool:
 
 def load_data(opts: TrainOptions) -> LabelledSet:
     """Featurise the labelled files (through the feature cache when `opts.cache_dir` is set), and with
-    augmentation on, their telephone copies and crops (`training.data.featurise_augmented`)."""
+    augmentation on, their telephone copies and crops from the same decode (`training.data.featurise`)."""
     from aei_batch.training.cv import cached_featurise
 
-    cache = Path(opts.cache_dir) if opts.cache_dir else None
-    base = cached_featurise(
-        opts.data, opts.feature_set, cache_dir=cache, runner=opts.runner, progress=opts.progress
-    )
-    if not augment_on(opts):
-        return base
-    from aei_batch.training.cv import cached_augment
-
-    return cached_augment(
-        base, opts.data, opts.feature_set, cache_dir=cache, seed=opts.seed, progress=opts.progress
+    return cached_featurise(
+        opts.data,
+        opts.feature_set,
+        cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
+        runner=opts.runner,
+        progress=opts.progress,
+        augment_seed=opts.seed if augment_on(opts) else None,
     )
 
 

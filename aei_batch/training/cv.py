@@ -62,15 +62,24 @@ def cached_featurise(
     runner: str = "local",
     progress: bool = False,
     workers: int | None = None,
+    augment_seed: int | None = None,
 ) -> LabelledSet:
-    """`training.data.featurise`, memoised in `cache_dir/<key>.npz` (None: no cache)."""
+    """`training.data.featurise`, memoised in `cache_dir/<key>.npz` (with augmentation,
+    `<key>-aug<seed>v2.npz`; None: no cache)."""
     from aei_batch.training.data import featurise, labelled_refs
 
+    def run() -> LabelledSet:
+        return featurise(
+            source, feature_set, runner=runner, progress=progress, workers=workers, augment_seed=augment_seed
+        )
+
     if cache_dir is None:
-        return featurise(source, feature_set, runner=runner, progress=progress, workers=workers)
+        return run()
     refs, _ = labelled_refs(source)
     key = cache_key(source, feature_set, [r.uri for r in refs], [r.size for r in refs])
-    path = Path(cache_dir).expanduser() / f"{key}.npz"
+    # v2: each file's copies are seeded by its name (features/augment.py file_seed), not its position
+    suffix = "" if augment_seed is None else f"-aug{augment_seed}v2"
+    path = Path(cache_dir).expanduser() / f"{key}{suffix}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         log.info("features from cache %s", path)
@@ -80,53 +89,22 @@ def cached_featurise(
             z["actors"],
             [str(u) for u in z["uris"]],
             {"unlabelled": int(z["unlabelled"]), "unreadable": int(z["unreadable"])},
+            z.get("variants"),
         )
-    data = featurise(source, feature_set, runner=runner, progress=progress, workers=workers)
+    data = run()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        X=data.X,
-        y=data.y,
-        actors=data.actors,
-        uris=np.array(data.uris),
-        unlabelled=data.skipped.get("unlabelled", 0),
-        unreadable=data.skipped.get("unreadable", 0),
-    )
-    tmp.replace(path)
-    return data
-
-
-def cached_augment(
-    base: LabelledSet,
-    source: str,
-    feature_set: str,
-    *,
-    cache_dir: Path | None = DEFAULT_CACHE,
-    seed: int = 0,
-    progress: bool = False,
-    workers: int | None = None,
-) -> LabelledSet:
-    """`training.data.featurise_augmented`, memoised in `cache_dir/<key>-aug<seed>.npz` (None: no cache)."""
-    from aei_batch.training.data import featurise_augmented, labelled_refs
-
-    if cache_dir is None:
-        return featurise_augmented(base, feature_set, seed=seed, workers=workers, progress=progress)
-    refs, _ = labelled_refs(source)
-    key = cache_key(source, feature_set, [r.uri for r in refs], [r.size for r in refs])
-    path = Path(cache_dir).expanduser() / f"{key}-aug{seed}.npz"
-    if path.is_file():
-        z = np.load(path, allow_pickle=False)
-        if len(z["uris"]) and list(z["uris"][: len(base)]) == base.uris:
-            return LabelledSet(
-                z["X"], z["y"], z["actors"], [str(u) for u in z["uris"]], dict(base.skipped), z["variants"]
-            )
-    data = featurise_augmented(base, feature_set, seed=seed, workers=workers, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(
-        tmp, X=data.X, y=data.y, actors=data.actors, uris=np.array(data.uris), variants=data.variant_ids
-    )
+    arrays: dict[str, Any] = {
+        "X": data.X,
+        "y": data.y,
+        "actors": data.actors,
+        "uris": np.array(data.uris),
+        "unlabelled": data.skipped.get("unlabelled", 0),
+        "unreadable": data.skipped.get("unreadable", 0),
+    }
+    if data.variants is not None:
+        arrays["variants"] = data.variants
+    np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
     return data
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aei_batch.errors import ConfigError, InputNotFoundError
+from aei_batch.features.augment import VARIANTS
 from aei_batch.io import storage
 from aei_batch.records import EMOTIONS, FileRef, parse_ravdess_name
 
@@ -49,64 +50,8 @@ class LabelledSet:
         return self if self.variants is None else self.subset(self.variants == 0)
 
 
-#: the copies `featurise_augmented` makes of each training file (features/augment.py), in row order
-AUGMENT_VARIANTS = ("file", "telephone", "crop", "crop", "telephone_crop")
-
-
-def _augment_job(args: tuple[str, str, int]) -> np.ndarray | None:
-    """Features of the augmented copies (variants 1..) of one file; None when it cannot be decoded."""
-    from aei_batch.decode.audio import decode_audio
-    from aei_batch.errors import FileError
-    from aei_batch.features import get_feature_set
-    from aei_batch.features.augment import random_crop, telephone
-
-    uri, feature_set, seed = args
-    fs = get_feature_set(feature_set)
-    sr = int(fs.params.get("sr", 22050))
-    try:
-        y = decode_audio(storage.read_bytes(uri), uri, sr=sr).y
-    except FileError:
-        return None
-    rng = np.random.default_rng(seed)
-    tel = telephone(y, sr)
-    copies = [tel, random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]
-    return np.stack([fs.extract(c, sr) for c in copies])
-
-
-def featurise_augmented(
-    base: LabelledSet, feature_set: str, *, seed: int = 0, workers: int | None = None, progress: bool = True
-) -> LabelledSet:
-    """`base` (features of the files) plus, per file, a telephone copy (8 kHz, 300-3,400 Hz, mu-law),
-    two random 2-4 s crops and a crop of the telephone copy: models trained on these serve clips,
-    windows of long recordings and call-centre audio (docs/MODELS.md). Deterministic for a seed."""
-    import multiprocessing as mp
-    import os
-    import sys
-
-    from tqdm import tqdm
-
-    jobs = [(u, feature_set, seed * 100_003 + i) for i, u in enumerate(base.uris)]
-    n = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
-    bar = {"total": len(jobs), "unit": "file", "desc": "augment", "file": sys.stderr, "disable": not progress}
-    if n == 1 or len(jobs) < 32:  # small corpora: no process start-up
-        res = [_augment_job(j) for j in tqdm(jobs, **bar)]  # type: ignore[arg-type]
-    else:
-        with mp.get_context("spawn").Pool(n) as pool:
-            res = list(tqdm(pool.imap(_augment_job, jobs, chunksize=4), **bar))  # type: ignore[arg-type]
-    keep = [i for i, r in enumerate(res) if r is not None]
-    n_var = len(AUGMENT_VARIANTS) - 1
-    X = [base.X] + [np.stack([res[i][v] for i in keep]) for v in range(n_var)]  # type: ignore[index]
-    rows = np.array(keep, dtype=np.int64)
-    return LabelledSet(
-        np.concatenate(X).astype(np.float32),
-        np.concatenate([base.y] + [base.y[rows]] * n_var),
-        np.concatenate([base.actors] + [base.actors[rows]] * n_var),
-        base.uris + [base.uris[i] for i in keep] * n_var,
-        dict(base.skipped),
-        np.concatenate(
-            [np.zeros(len(base.y), dtype=np.int64)] + [np.full(len(rows), v + 1) for v in range(n_var)]
-        ),
-    )
+#: the copies of each training file that augmentation adds (features/augment.py), in row order
+AUGMENT_VARIANTS = VARIANTS
 
 
 def labelled_refs(source: str, extensions: Iterable[str] | None = None) -> tuple[list[FileRef], int]:
@@ -135,8 +80,13 @@ def featurise(
     batch_size: int = 16,
     workers: int | None = None,
     progress: bool = True,
+    augment_seed: int | None = None,
 ) -> LabelledSet:
-    """Decode and featurise every labelled file under `source` (fanned out like scoring)."""
+    """Decode and featurise every labelled file under `source` (fanned out like scoring, on the same
+    runners). With `augment_seed`, each file also contributes its augmented copies from the same decode
+    (a telephone copy, two random 2-4 s crops and a crop of the telephone copy: models trained on these
+    serve clips, windows of long recordings and call-centre audio, docs/MODELS.md): the rows of the
+    files come first, then those of each copy in AUGMENT_VARIANTS order; deterministic for a seed."""
     import sys
 
     from tqdm import tqdm
@@ -147,12 +97,12 @@ def featurise(
 
     refs, unlabelled = labelled_refs(source)
     ctx = RunContext.new(model_dir="", max_duration_s=600.0)
-    X, y, actors, uris = [], [], [], []
+    X, y, actors, uris, more = [], [], [], [], []
     errors = 0
     bar = tqdm(total=len(refs), unit="file", desc="features", file=sys.stderr, disable=not progress)
     for out in run_stage(
         FeatureTableStage,
-        {"ctx": ctx, "feature_set_name": feature_set},
+        {"ctx": ctx, "feature_set_name": feature_set, "augment_seed": augment_seed},
         refs_to_table(refs),
         runner=runner,
         batch_size=batch_size,
@@ -166,6 +116,7 @@ def featurise(
                 continue
             lab = parse_ravdess_name(row["uri"])
             X.append(row["features"])
+            more.append(row["augmented"])
             y.append(EMOTIONS.index(str(lab.emotion)))
             actors.append(lab.actor)
             uris.append(row["uri"])
@@ -173,10 +124,22 @@ def featurise(
     if not X:
         raise ConfigError(f"none of the {len(refs)} labelled files under {source} could be featurised")
     order = np.argsort(np.array(uris))  # runner output order is not guaranteed; make training deterministic
-    return LabelledSet(
+    base = LabelledSet(
         X=np.asarray(X, dtype=np.float32)[order],
         y=np.asarray(y, dtype=np.int64)[order],
         actors=np.asarray(actors, dtype=np.int64)[order],
         uris=[uris[i] for i in order],
         skipped={"unlabelled": unlabelled, "unreadable": errors},
+    )
+    if augment_seed is None:
+        return base
+    copies = np.asarray(more, dtype=np.float32)[order]  # (files, copies, dim)
+    n_var = len(AUGMENT_VARIANTS) - 1
+    return LabelledSet(
+        np.concatenate([base.X, *(copies[:, v] for v in range(n_var))]),
+        np.tile(base.y, n_var + 1),
+        np.tile(base.actors, n_var + 1),
+        base.uris * (n_var + 1),
+        dict(base.skipped),
+        np.repeat(np.arange(n_var + 1, dtype=np.int64), len(base.y)),
     )

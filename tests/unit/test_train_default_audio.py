@@ -44,7 +44,7 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
     assert card.default_model == "blend"
     assert card.training["n_train"] == 5 * 24  # 3 actors x 8 files, each with 4 augmented copies
     assert card.models["blend"].heldout["n"] == 8  # actor 20's files, no copies
-    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0.npz"))
+    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0v2.npz"))
     saved = json.loads((tmp_path / "m" / "card.json").read_text())
     assert saved["feature_set"]["name"] == "voice_audio"
     assert saved["options"]["augmentation"]["copies"] == {
@@ -58,3 +58,28 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
 
     model = SklearnClassifier.load("blend", tmp_path / "m" / "blend.skops")
     assert model.estimator.temperature_ > 0 and np.isclose(sum(model.estimator.weights_), 1.0)
+
+
+def test_augmented_copies_run_on_the_chosen_runner_and_do_not_depend_on_it(small_corpus):
+    """The copies are featurised by the same stage and runner as the files (one decode per file), each
+    file's copies seeded by its name: the pool, other batch sizes and the in-process runner agree."""
+    from aei_batch.training.data import AUGMENT_VARIANTS, featurise
+
+    kw = {"progress": False, "augment_seed": 3}
+    local = featurise(str(small_corpus), "seed_mfcc157", runner="local", batch_size=16, **kw)
+    pool = featurise(str(small_corpus), "seed_mfcc157", runner="pool", batch_size=5, workers=2, **kw)
+    n = 32  # 4 actors x 8 files
+    assert len(local) == len(pool) == n * len(AUGMENT_VARIANTS)
+    np.testing.assert_allclose(local.X, pool.X, rtol=1e-5, atol=1e-5)  # BLAS threads: float rounding only
+    assert local.uris == pool.uris and list(local.variant_ids) == list(pool.variant_ids)
+    np.testing.assert_array_equal(local.variant_ids, np.repeat(np.arange(len(AUGMENT_VARIANTS)), n))
+    plain = featurise(str(small_corpus), "seed_mfcc157", runner="local", progress=False)
+    np.testing.assert_allclose(
+        plain.X, local.X[:n], rtol=1e-5, atol=1e-5
+    )  # the files' own rows are the plain features
+    from aei_batch.features.augment import copies, file_seed
+
+    y = np.random.default_rng(0).normal(0, 0.1, 6 * 22050).astype(np.float32)  # long enough to crop
+    a, b = copies(y, 22050, file_seed(3, "x.wav")), copies(y, 22050, file_seed(3, "y.wav"))
+    assert all(np.array_equal(u, v) for u, v in zip(a, copies(y, 22050, file_seed(3, "x.wav")), strict=True))
+    assert not np.array_equal(a[1], b[1])  # another file (or seed): other crops
