@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aei_batch.config import DEFAULT_RUNNER
 from aei_batch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def train(
     min_speaker_files: int = 10,
     search: bool = False,
     cache_dir: str | None = None,
-    runner: str = "ray",
+    runner: str = DEFAULT_RUNNER,
     seed: int = 0,
     modality: str = "auto",
     audio_model_dir: str | None = None,
@@ -173,8 +174,9 @@ def train(
 ) -> ModelCard:
     """Train on RAVDESS-named audio (or video) under `data`, holding out whole actors; write `model_dir`.
 
-    Defaults are those of ``aei-batch train``: the best audio setup (``rich_audio`` features, a
-    calibrated ensemble, speaker-adaptive) for audio, face models for video. The model directory gets
+    Defaults are those of ``aei-batch train``: the best audio setup (``voice_audio`` features, the
+    ``blend`` ensemble, speaker-adaptive, trained with telephone copies and crops) for audio, face
+    models for video. The model directory gets
     ``card.json`` (with the licence the training data imposes) and ``MODEL_CARD.md``.
 
     Returns:
