@@ -8,9 +8,9 @@
   (`seed_mfcc157_librosa`, the reference aei_batch's own extractor is tested against), the model's
   `predict_proba8` on one row, the rows written to a CSV at the end.
   Wall time of the whole process (imports and first-call compilation included, like the command).
-* **compute floor**: decode + resample + features only (aei_batch's `decode_audio` and its own
-  `seed_mfcc157` extractor, the code the job runs), a tight warm loop on one core over bytes already in
-  memory. No model, no I/O.
+* **compute floor**: decode + resample + the measured model's own feature set only (aei_batch's
+  `decode_audio` and the extractor the job runs, `voice_audio` for the default model), a tight warm loop
+  on one core over bytes already in memory. No model, no I/O.
 
 * **bound** (`--only ...,bound`): the best any implementation of the command could do on this machine.
   The CPU seconds the command cannot avoid are measured in fresh processes: the interpreter with
@@ -123,12 +123,13 @@ def inner_seed(files: list[str], model_dir: str, out_csv: str) -> dict[str, floa
     return {"loop_s": time.perf_counter() - t0, "n": len(files)}
 
 
-def inner_floor(files: list[str]) -> dict[str, float]:
-    """decode_audio + the seed feature extractor on bytes in memory, one core, warm."""
+def inner_floor(files: list[str], model_dir: str) -> dict[str, float]:
+    """decode_audio + the measured model's feature extractor on bytes in memory, one core, warm."""
     from aei_batch.decode.audio import ANALYSIS_SR, decode_audio
-    from aei_batch.features import get_feature_set
+    from aei_batch.models.card import load_card
+    from aei_batch.models.loader import check_feature_hash
 
-    fs = get_feature_set("seed_mfcc157")
+    fs = check_feature_hash(load_card(Path(model_dir)))
     blobs = [(Path(p).read_bytes(), p) for p in files]
     clip = decode_audio(blobs[0][0], blobs[0][1], sr=ANALYSIS_SR)
     fs.extract(clip.y, clip.sr)  # warm-up: numba compilation, librosa caches
@@ -208,7 +209,7 @@ def run_inner(argv: list[str]) -> None:
     elif mode == "stage":
         res = inner_stage(files, argv[2])
     else:
-        res = inner_floor(files)
+        res = inner_floor(files, argv[2])
     res["peak_rss"] = self_peak_rss()
     print("RESULT " + json.dumps(res))
 

@@ -1,12 +1,17 @@
 """Scale: wall time and peak memory as the number of files grows; listing 100,000 S3 keys.
 
-Part 1, local files: `aei-batch score` with each of `--runners` (default: pool, then embedded Ray) over
-1,000, 5,000 and 20,000 short WAV files (0.5 s at 16 kHz). To keep generation cheap, `--distinct` (200)
+Part 1, local files: `aei-batch score` with the model `aei-batch train` makes by default (trained here on
+generated clips) and each of `--runners` (default: pool, then embedded Ray) over 1,000, 5,000 and 20,000
+short WAV files (0.5 s at 16 kHz, spread over 50 speakers named in the file names, which the
+speaker-adaptive model groups by `--speaker-pattern`). To keep generation cheap, `--distinct` (200)
 different clips are written once and hard-linked under many names (one folder per 1,000 files): the job
 reads, decodes and scores every name as its own file, but the page cache holds only the distinct bytes,
 so the disk is not what is measured. Memory is sampled from /proc over the whole process tree (driver,
 Ray's processes, workers, decoder children); it must stay flat (within 20%) from the smallest count to
-the largest.
+the largest. From the two largest counts: the rate once the workers are up (the slope) and the fixed
+cost (the intercept) of each runner, against twice the one-core compute floor of the model's feature set
+(decode + resample + features over the same clips, warm, measured in the same run; target >= 0.75), and
+Ray's rate against the pool's (target >= 0.8).
 
 Part 2, S3 listing: a local SeaweedFS server (tests/support/seaweed.py) gets `--s3-keys` tiny objects
 (uploaded by parallel threads with boto3); then `aei_batch.io.storage.list_inputs` lists them in a fresh
@@ -31,9 +36,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MIB, REPO, print_facts, print_table, run_sampled, self_peak_rss, venv_bin  # noqa: E402
+from _common import (  # noqa: E402
+    MIB,
+    REPO,
+    print_facts,
+    print_table,
+    run_sampled,
+    self_peak_rss,
+    single_thread_env,
+    venv_bin,
+)
 
 # ------------------------------------------------------------------ part 1: many local files
+
+#: speakers the generated files are spread over (named `-spNN` and found by SPEAKER_PATTERN), so the
+#: default speaker-adaptive model runs its speaker statistics over groups of a realistic size
+SPEAKERS = 50
+SPEAKER_PATTERN = r"-sp(\d+)\.wav$"
 
 
 def make_inputs(root: Path, distinct: int, counts: list[int]) -> dict[int, Path]:
@@ -65,27 +84,45 @@ def make_inputs(root: Path, distinct: int, counts: list[int]) -> dict[int, Path]
             sub = folder / f"{i // 1000:03d}"
             if i % 1000 == 0:
                 sub.mkdir(parents=True)
-            os.link(clips[i % distinct], sub / f"f{i:06d}.wav")
+            os.link(clips[i % distinct], sub / f"f{i:06d}-sp{i % SPEAKERS:02d}.wav")
         folders[n] = folder
     return folders
 
 
 def train_model(root: Path) -> Path:
+    """The model `aei-batch train` makes by default (no model options), on generated clips."""
+    import aei_batch
     from aei_batch.synth import make_corpus
-    from aei_batch.training.train import TrainOptions, run_train
 
     make_corpus(root / "train", actors=range(1, 5), seconds=1.0)
-    run_train(
-        TrainOptions(
-            data=str(root / "train"),
-            model_dir=str(root / "model"),
-            holdout_actors=[],
-            models=("svc",),
-            runner="local",
-            progress=False,
-        )
-    )
+    aei_batch.train(root / "train", model_dir=root / "model", holdout_actors=[], progress=False)
     return root / "model"
+
+
+def inner_floor(folder: str, model_dir: str) -> None:
+    """One core, warm: decode + resample + the model's feature set over the distinct clips' bytes."""
+    from aei_batch.decode.audio import ANALYSIS_SR, decode_audio
+    from aei_batch.models.card import load_card
+    from aei_batch.models.loader import check_feature_hash
+
+    fs = check_feature_hash(load_card(Path(model_dir)))
+    blobs = [(p.read_bytes(), p.name) for p in sorted(Path(folder).glob("*.wav"))]
+    fs.extract(decode_audio(blobs[0][0], blobs[0][1], sr=ANALYSIS_SR).y, ANALYSIS_SR)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < 10.0:
+        for data, name in blobs:
+            clip = decode_audio(data, name, sr=ANALYSIS_SR)
+            fs.extract(clip.y, clip.sr)
+            n += 1
+    print("RESULT " + json.dumps({"files_per_s": n / (time.perf_counter() - t0), "feature_set": fs.name}))
+
+
+def measure_floor(root: Path, model: Path) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--inner-floor", str(root / "distinct"), str(model)]
+    _, _, done = run_sampled(cmd, env=single_thread_env(), cwd=str(REPO))
+    res = next(json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    print(f"   floor: {res['files_per_s']:.0f} files/s on one core ({res['feature_set']})", flush=True)
+    return res
 
 
 def scale_runs(root: Path, counts: list[int], distinct: int, extra: list[str], runners: list[str]) -> None:
@@ -93,14 +130,41 @@ def scale_runs(root: Path, counts: list[int], distinct: int, extra: list[str], r
     folders = make_inputs(root, distinct, counts)
     model = train_model(root)
     print(f"   inputs and model ready in {time.perf_counter() - t0:.0f} s", flush=True)
-    for runner in runners:
-        _scale_runner(root, counts, folders, model, [*extra, "--runner", runner], runner)
+    floor = float(measure_floor(root, model)["files_per_s"])  # type: ignore[arg-type]
+    extra = [*extra, "--speaker-pattern", SPEAKER_PATTERN]
+    walls = {r: _scale_runner(root, counts, folders, model, [*extra, "--runner", r], r) for r in runners}
+    once_up(walls, floor)
+
+
+def once_up(walls: dict[str, dict[int, float]], floor: float) -> None:
+    """Rate once workers are up (the slope between the two largest counts) and fixed cost (the intercept),
+    against twice the one-core floor and, for Ray, against the pool."""
+    rows, rates = [], {}
+    for runner, w in walls.items():
+        if len(w) < 2:
+            continue
+        (n1, w1), (n2, w2) = sorted(w.items())[-2:]
+        rate = (n2 - n1) / (w2 - w1)
+        rates[runner] = rate
+        rows.append(
+            {
+                "runner": runner,
+                "rate once up files/s": f"{rate:.0f}",
+                "fixed cost s": f"{w1 - n1 / rate:.1f}",
+                "once up/(2 x floor)": f"{rate / (2 * floor):.2f}",
+                "whole command/(2 x floor)": f"{n2 / w2 / (2 * floor):.2f}",
+            }
+        )
+    if rows:
+        print_table(rows, f"rate once up ({floor:.0f} files/s floor on one core; target once up >= 0.75)")
+    if {"pool", "ray"} <= rates.keys():
+        print(f"\n   ray once up / pool once up: {rates['ray'] / rates['pool']:.2f} (target >= 0.8)")
 
 
 def _scale_runner(
     root: Path, counts: list[int], folders: dict[int, Path], model: Path, extra: list[str], runner: str
-) -> None:
-    rows, peaks = [], {}
+) -> dict[int, float]:
+    rows, peaks, walls = [], {}, {}
     for n in counts:
         out = root / f"out-{n}-{runner}"
         cmd = [
@@ -118,7 +182,7 @@ def _scale_runner(
         wall, pk, done = run_sampled(cmd, cwd=str(REPO), interval_s=0.25)
         if done.returncode != 0:
             raise SystemExit(f"score over {n} files failed ({done.returncode}): {done.stderr[-2000:]}")
-        peaks[n] = pk
+        peaks[n], walls[n] = pk, wall
         rows.append(
             {
                 "files": n,
@@ -140,6 +204,7 @@ def _scale_runner(
     print(f"\n   memory at {counts[-1]} files / at {counts[0]} files (target: <= 1.20):")
     for name, g in growth:
         print(f"     {name:16s} {g:.2f}  {'OK' if g <= 1.2 else 'OVER'}")
+    return walls
 
 
 # ------------------------------------------------------------------ part 2: listing S3
@@ -235,6 +300,9 @@ def s3_listing(n: int, budget_s: float, threads: int) -> None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--inner-list":
         inner_list(sys.argv[2])
+        return
+    if len(sys.argv) > 3 and sys.argv[1] == "--inner-floor":
+        inner_floor(sys.argv[2], sys.argv[3])
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", default="1000,5000,20000")

@@ -56,20 +56,12 @@ def write_call(path: Path, minutes: int, sr: int, channels: int) -> None:
 
 
 def train_model(root: Path) -> Path:
+    """The model `aei-batch train` makes by default (no model options), on generated clips."""
+    import aei_batch
     from aei_batch.synth import make_corpus
-    from aei_batch.training.train import TrainOptions, run_train
 
     make_corpus(root / "corpus", actors=[17, 18], statements=(1, 2), seconds=3.0)
-    run_train(
-        TrainOptions(
-            data=str(root / "corpus"),
-            model_dir=str(root / "model"),
-            holdout_actors=[],
-            models=("svc",),
-            runner="local",
-            progress=False,
-        )
-    )
+    aei_batch.train(root / "corpus", model_dir=root / "model", holdout_actors=[], progress=False)
     return root / "model"
 
 
@@ -90,9 +82,13 @@ def main() -> None:
     ap.add_argument("--sr", type=int, default=8000)
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--modes", nargs="+", default=["auto", "off"])
+    ap.add_argument(
+        "--model-dir", type=Path, default=None, help="a trained model (default: train the default)"
+    )
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="aei-bench-seg-"))
-    model = train_model(root)
+    model = args.model_dir or train_model(root)
+    print(f"model: {model} ({json.loads((model / 'card.json').read_text())['feature_set']['name']})")
     head = ("minutes", "file MB", "mode", "status", "segments", "peak RSS MB", "wall s")
     print(" ".join(f"{h:>{w}}" for h, w in zip(head, (7, 8, 5, 7, 8, 11, 7), strict=True)))
     for minutes in args.minutes:
