@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from aei_batch.errors import ErrorCode, FileError
-from aei_batch.records import COL, FRAMES_SCHEMA, PREDICTIONS_SCHEMA, SEGMENTS_SCHEMA
+from aei_batch.records import COL, FRAMES_SCHEMA, PREDICTIONS_SCHEMA, PROB_COLUMNS, SEGMENTS_SCHEMA
 from aei_batch.runtime.adapter import FileFailure, per_file
 from aei_batch.scoring import inputs
 from aei_batch.scoring.clip import ClipFeaturiser
@@ -150,6 +150,10 @@ class ScoreStage:
                 continue
             if p.windows is not None:
                 segments += p.segments
+                if p.video_p is not None and rows[i][PROB_COLUMNS[0]] is not None:
+                    # a long video: its windows' rollup fused with its faces
+                    audio_p = np.array([rows[i][c] for c in PROB_COLUMNS], dtype=np.float64)
+                    fuse_into_row(rows[i], audio_p, p.video_p, self.ctx.options.get("fusion"))
             elif p.audio_p is not None or p.video_p is not None:
                 fuse_into_row(rows[i], p.audio_p, p.video_p, self.ctx.options.get("fusion"))
         done = [r for i, r in enumerate(rows) if i not in pending]
@@ -186,7 +190,12 @@ class ScoreStage:
             raise FileError(ref["error_code"], ref.get("error_message") or "")
         data = None
         if input_modality(ref["uri"]) == "video":
-            item = self.video.prepare(ref, row)
+            long_audio = self._long_audio_track(ref, row)
+            duration_s = row[COL.duration_s]
+            item = self.video.prepare(ref, row, audio=long_audio is None)
+            if long_audio is not None:  # its audio track in windows (a timeline), fused with the faces below
+                row[COL.duration_s] = duration_s
+                return Prepared(windows=long_audio, video=item if item.has_video else None)
             if item.has_video:
                 return Prepared(clip=item.audio_vec, video=item, group=row[COL.speaker_id])
             data = item.data  # a container without a video track: scored as audio
@@ -198,6 +207,20 @@ class ScoreStage:
         vec, duration_s = self.featuriser.featurise(ref, data)
         row[COL.duration_s] = duration_s
         return Prepared(clip=vec, group=row[COL.speaker_id])
+
+    def _long_audio_track(self, ref: dict[str, Any], row: dict[str, Any]) -> WindowedFile | None:
+        """A video file's audio track in windows when it is long enough for them (as an audio file's would
+        be); None for a short track, no track, or a track without speech (the file is then scored from its
+        short track, or its faces alone)."""
+        if not self.windows.enabled:
+            return None
+        try:
+            w = self.windows.prepare(ref, row)
+        except FileError as err:
+            if err.code in (ErrorCode.NO_AUDIO_STREAM, ErrorCode.TOO_SHORT):
+                return None
+            raise
+        return w if isinstance(w, WindowedFile) else None
 
     def _score_video(self, prepared: dict[int, Prepared], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Face model over every crop of the batch; each video file's probabilities (and frame rows)."""

@@ -60,13 +60,20 @@ class DecodedAV:
 
 
 def decode_faces_and_audio(
-    data: bytes, name: str, sampling: Sampling, *, max_duration_s: float | None, audio_sr: int
+    data: bytes,
+    name: str,
+    sampling: Sampling,
+    *,
+    max_duration_s: float | None,
+    audio_sr: int,
+    audio: bool = True,
 ) -> DecodedAV:
     """Sampled frames -> face crops, and the audio track, of one file's bytes.
 
     Runs in the worker's decoder child (`limits.Watchdog`) so that one timeout covers the whole decode,
     the bytes cross the pipe once, and only 64x64 crops come back instead of full frames (a 720p frame
     is 0.9 MB; a crop 4 kB). Audio problems listed in `_AUDIO_OPTIONAL` leave the file video-only.
+    `audio=False`: frames only (a long file's audio track is scored in windows, streamed).
     """
     from aei_batch.decode.audio import decode_audio
     from aei_batch.features.faces import default_cropper
@@ -75,14 +82,15 @@ def decode_faces_and_audio(
     crops = default_cropper().crop_all(clip.frames)
     indices, times = clip.indices, clip.times_s
     del clip
-    audio, note = None, None
+    track, note = None, None
     try:
-        audio = decode_audio(data, name, sr=audio_sr, max_duration_s=max_duration_s)
+        if audio:
+            track = decode_audio(data, name, sr=audio_sr, max_duration_s=max_duration_s)
     except FileError as err:
         if err.code not in _AUDIO_OPTIONAL:
             raise
         note = f"{err.code}: {err.message}"
-    return DecodedAV(crops, indices, times, audio, note)
+    return DecodedAV(crops, indices, times, track, note)
 
 
 @dataclass
@@ -126,8 +134,9 @@ class VideoScorer:
             self._model = load_video_model(self.spec, self.model_name)
         return self._model
 
-    def prepare(self, ref: dict[str, Any], row: dict[str, Any]) -> VideoItem:
-        """Read, decode and crop one video file; its audio features too when it has a usable audio track."""
+    def prepare(self, ref: dict[str, Any], row: dict[str, Any], audio: bool = True) -> VideoItem:
+        """Read, decode and crop one video file; its audio features too when it has a usable audio track
+        (and `audio`: a long file's track is scored in windows instead, by the caller)."""
         from aei_batch.decode.audio import ANALYSIS_SR
         from aei_batch.scoring.inputs import fetch
 
@@ -140,6 +149,7 @@ class VideoScorer:
                 self.sampling,
                 max_duration_s=self.ctx.max_duration_s,
                 audio_sr=ANALYSIS_SR,
+                audio=audio,
             )
         except FileError as err:
             if err.code == ErrorCode.NO_VIDEO_STREAM:

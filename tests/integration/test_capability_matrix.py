@@ -2,14 +2,16 @@
 
 {the default model `aei-batch train` writes (speaker-adaptive ensemble), a per-file model}
 x {short clips, a long mono call, a stereo call with and without --per-channel, an audio+video mp4, a
-   video-only mp4, an mp4 without video}
+   long audio+video mp4, a video-only mp4, an mp4 without video}
 x {local, pool, ray}:
 one row per file, status ok for every valid file; mp4 rows carry audio and video probabilities and fuse them;
-the video-only file is scored from its video; each call has windows in the segments table (one per channel
-with --per-channel); every runner writes the same rows.
+the video-only file is scored from its video; each call, and the long mp4's audio track, has windows in the
+segments table (one per channel with --per-channel), the long mp4's windows' rollup fused with its faces;
+every runner writes the same rows.
 
 Before the scoring redesign, the speaker-adaptive default scored the audio+video mp4 on audio only, made the
-video-only mp4 an error row and gave the calls no timeline, on every runner, silently.
+video-only mp4 an error row and gave the calls no timeline, on every runner, silently; until the long mp4
+row was added here, a long video's audio track was scored as one clip, with no timeline.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ RUNNERS = ("local", "pool", "ray")
 AV = ravdess_name(1, 1, 3, 1, 1, 1, 21, ".mp4")  # audio-video, happy, actor 21
 VO = ravdess_name(2, 1, 4, 1, 1, 1, 22, ".mp4")  # video-only, sad, actor 22
 NV = ravdess_name(3, 1, 5, 1, 1, 1, 23, ".mp4")  # an mp4 container with only an audio track
+LONG_AV = ravdess_name(1, 1, 6, 1, 1, 1, 24, ".mp4")  # an 8 s audio-video mp4: long enough for windows
 MONO, STEREO = "call-mono-16k.wav", "call-stereo-8k.wav"
 CALLS = (MONO, STEREO)
 
@@ -59,6 +62,7 @@ def inputs(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     write_video(root / AV, face=True, seconds=1.7)
     write_video(root / VO, face=True, audio=False, seconds=1.7)
     write_video(root / NV, video=False, seconds=1.7)
+    write_video(root / LONG_AV, face=True, seconds=8.0)
     return root
 
 
@@ -129,6 +133,15 @@ def _check_rows(rows: dict[str, dict], segs: Any, adaptive: bool) -> None:
     np.testing.assert_allclose([av[c] for c in PROB_COLUMNS], fuse(a, v, w), atol=1e-6)
     assert rows[VO][COL.modalities_used] == "video" and rows[VO][VIDEO_PROB_COLUMNS[0]] is not None
     assert rows[NV][COL.modalities_used] == "audio" and rows[NV][VIDEO_PROB_COLUMNS[0]] is None
+    long_av = rows[LONG_AV]
+    assert long_av[COL.modalities_used] == "audio+video" and long_av[COL.n_segments] >= 3
+    assert segs.filter(pc_equal(segs, Path(LONG_AV))).num_rows == long_av[COL.n_segments]
+    a = np.array([long_av[c] for c in AUDIO_PROB_COLUMNS])
+    v = np.array([long_av[c] for c in VIDEO_PROB_COLUMNS])
+    np.testing.assert_allclose(
+        [long_av[c] for c in PROB_COLUMNS], fuse(a, v, long_av[COL.fusion_audio_weight]), atol=1e-6
+    )
+    assert long_av[COL.duration_s] == pytest.approx(8.0, abs=0.2)
     by_file = {n: segs.filter(pc_equal(segs, Path(n))) for n in CALLS}
     for name in CALLS:
         assert rows[name][COL.n_segments] and rows[name][COL.n_segments] >= 4, name
@@ -163,7 +176,7 @@ def test_capability_matrix(
     seen: dict[str, dict[str, tuple]] = {}
     for runner in RUNNERS:
         summary, rows, segs = _score(inputs, model, tmp_path / runner, runner)
-        assert summary.files == len(rows) == 15 and summary.errors == 0, (runner, summary.error_codes)
+        assert summary.files == len(rows) == 16 and summary.errors == 0, (runner, summary.error_codes)
         _check_rows(rows, segs, adaptive=which == "default")
         assert (
             segs.filter(pc_equal(segs, Path(STEREO)))[SEG.channel].null_count
