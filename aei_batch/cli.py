@@ -279,6 +279,9 @@ def score(
             "progress": _progress(no_progress),
         }
         opts = load_options(ScoreOptions, flags=flags, config=config)
+        from aei_batch.observe.logs import configure_logging
+
+        configure_logging(opts.log_format, verbose=verbose)  # --log-format / the config's log_format
         summary = run_score(opts)
         print_run_summary(summary)
         return int(summary.exit_code)

@@ -100,6 +100,24 @@ def test_api_from_plain_python_without_a_tty_gives_the_cli_rows(manifest, traine
     assert (tmp_path / "api" / "_runs" / f"{summary['run_id']}.json").is_file()
 
 
+def test_cli_log_format_json_makes_every_log_line_json(manifest, trained_model, tmp_path):
+    """`--log-format json` reaches the command's logging: log pipelines get one object per line."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "aei_batch.cli", "score", str(manifest), "-m", str(trained_model)]
+        + ["-o", str(tmp_path / "out"), "--runner", "local", "--table-format", "parquet", "-v"]
+        + ["--log-format", "json"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    lines = [line for line in cli.stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    assert any(r["logger"] == "aei_batch.scoring.job" and r["level"] == "INFO" for r in records)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
