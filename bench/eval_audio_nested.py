@@ -102,6 +102,7 @@ def run_row(
             ytr = np.tile(y[tr], len(variants))
             gtr = np.tile(actors[tr], len(variants))
             keys = [f"{a}-{v}" for v in variants for a in actors[tr]]
+            originals = np.concatenate([np.full(len(tr), v == 0) for v in variants])  # the files themselves
             g = GlobalStats.fit(Xtr)
             if sa:
                 Xtr = _zscore(Xtr, keys, g, min_files)
@@ -111,7 +112,7 @@ def run_row(
             else:
                 model = make()
                 t0 = time.process_time()
-                model.fit(Xtr, ytr, groups=gtr)
+                model.fit(Xtr, ytr, groups=gtr, calibration_rows=originals)
                 secs = time.process_time() - t0
                 if saved is not None:
                     saved.parent.mkdir(parents=True, exist_ok=True)
