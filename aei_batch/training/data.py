@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,20 +80,8 @@ def featurise_augmented(
     """`base` (features of the files) plus, per file, a telephone copy (8 kHz, 300-3,400 Hz, mu-law),
     two random 2-4 s crops and a crop of the telephone copy: models trained on these serve clips,
     windows of long recordings and call-centre audio (docs/MODELS.md). Deterministic for a seed."""
-    import multiprocessing as mp
-    import os
-    import sys
-
-    from tqdm import tqdm
-
     jobs = [(u, feature_set, seed * 100_003 + i) for i, u in enumerate(base.uris)]
-    n = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
-    bar = {"total": len(jobs), "unit": "file", "desc": "augment", "file": sys.stderr, "disable": not progress}
-    if n == 1 or len(jobs) < 32:  # small corpora: no process start-up
-        res = [_augment_job(j) for j in tqdm(jobs, **bar)]  # type: ignore[arg-type]
-    else:
-        with mp.get_context("spawn").Pool(n) as pool:
-            res = list(tqdm(pool.imap(_augment_job, jobs, chunksize=4), **bar))  # type: ignore[arg-type]
+    res = _run_jobs(_augment_job, jobs, "augment", workers, progress)
     keep = [i for i, r in enumerate(res) if r is not None]
     n_var = len(AUGMENT_VARIANTS) - 1
     X = [base.X] + [np.stack([res[i][v] for i in keep]) for v in range(n_var)]  # type: ignore[index]
@@ -107,6 +96,53 @@ def featurise_augmented(
             [np.zeros(len(base.y), dtype=np.int64)] + [np.full(len(rows), v + 1) for v in range(n_var)]
         ),
     )
+
+
+def _run_jobs(fn: Any, jobs: list[Any], desc: str, workers: int | None, progress: bool) -> list[Any]:
+    """`fn` over `jobs` in order: in this process for small lists, else in a pool of spawned processes."""
+    import multiprocessing as mp
+    import os
+    import sys
+
+    from tqdm import tqdm
+
+    n = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
+    bar = {"total": len(jobs), "unit": "file", "desc": desc, "file": sys.stderr, "disable": not progress}
+    if n == 1 or len(jobs) < 32:  # small corpora: no process start-up
+        return [fn(j) for j in tqdm(jobs, **bar)]  # type: ignore[arg-type]
+    with mp.get_context("spawn").Pool(n) as pool:
+        return list(tqdm(pool.imap(fn, jobs, chunksize=4), **bar))  # type: ignore[arg-type]
+
+
+def _telephone_job(args: tuple[str, str]) -> np.ndarray | None:
+    """Features of one file's telephone copy; None when it cannot be decoded."""
+    from aei_batch.decode.audio import decode_audio
+    from aei_batch.errors import FileError
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import telephone
+
+    uri, feature_set = args
+    fs = get_feature_set(feature_set)
+    sr = int(fs.params.get("sr", 22050))
+    try:
+        y = decode_audio(storage.read_bytes(uri), uri, sr=sr).y
+    except FileError:
+        return None
+    return fs.extract(telephone(y, sr), sr)  # type: ignore[no-any-return]
+
+
+def featurise_telephone(
+    base: LabelledSet, feature_set: str, *, workers: int | None = None, progress: bool = False
+) -> LabelledSet:
+    """The telephone copies (8 kHz, 300-3,400 Hz, mu-law; features/augment.py) of `base`'s files, featurised
+    as scoring an 8 kHz recording would be; files that cannot be decoded are left out."""
+    res = _run_jobs(_telephone_job, [(u, feature_set) for u in base.uris], "telephone", workers, progress)
+    keep = np.array([r is not None for r in res], dtype=bool)
+    dim = next((len(r) for r in res if r is not None), 0)
+    X = np.stack([r for r in res if r is not None]) if keep.any() else np.zeros((0, dim), np.float32)
+    out = base.subset(keep)
+    out.X = X.astype(np.float32)
+    return out
 
 
 def labelled_refs(source: str, extensions: Iterable[str] | None = None) -> tuple[list[FileRef], int]:
