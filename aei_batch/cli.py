@@ -439,6 +439,12 @@ def train(
         help="Also train on telephone-band copies and random 2-4 s crops of each file (default: on for "
         "voice_audio); docs/MODELS.md.",
     ),
+    heldout_windows: bool = typer.Option(
+        None,
+        "--heldout-windows/--no-heldout-windows",
+        help="Audio: also score generated calls of the held-out actors window by window, as `evaluate` "
+        "does, and state the figure in MODEL_CARD.md (on).",
+    ),
     runner: str = typer.Option(None, help="Where feature extraction runs: " + _RUNNER_HELP),
     seed: int = typer.Option(None, help="Random seed (0; results are reproducible with it)."),
     modality: str = typer.Option(
@@ -476,6 +482,7 @@ def train(
             "search": search,
             "cache_dir": cache_dir,
             "augment": augment,
+            "heldout_windows": heldout_windows,
             "runner": runner,
             "seed": seed,
             "modality": modality,
@@ -536,7 +543,7 @@ def evaluate(
     ),
     window_s: float = typer.Option(None, help="--windows: window length in seconds (3.0, as score)."),
     hop_s: float = typer.Option(None, help="--windows: seconds between window starts (1.5, as score)."),
-    call_clips: int = typer.Option(None, help="--windows: clips of one speaker per generated call (12)."),
+    call_clips: int = typer.Option(None, help="--windows: clips of one speaker per generated call (20)."),
     config: Path = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:

@@ -312,6 +312,7 @@ class TrainOptions(Options):
     augment: bool | None = (
         None  # telephone copies + random crops (training/data.py); None: on for voice_audio
     )
+    heldout_windows: bool = True  # score generated calls of the held-out actors (training/calls.py)
 
     @field_validator("holdout_actors", mode="before")
     @classmethod
@@ -365,7 +366,7 @@ class EvaluateOptions(Options):
     windows: bool = True
     window_s: float = SegmentConfig.window_s
     hop_s: float = SegmentConfig.hop_s
-    call_clips: int = 12  # clips of one speaker per generated call
+    call_clips: int = 20  # clips of one speaker per generated call (as bench/_corpus.py)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

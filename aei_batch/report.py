@@ -74,6 +74,15 @@ def print_train_summary(card: ModelCard, model_dir: str) -> None:
         else:
             t.add_row(name, "n/a", "", "", "", "", str(art.params.get("fit_seconds")))
     console.print(t)
+    default = card.models.get(card.default_model)
+    win = (default.heldout or {}).get("windows") if default else None
+    if win:
+        parts = [
+            f"{win[f]['label']} {win[f]['share']:.3f} of {win[f]['n_counted']}"
+            for f in ("mono16k", "stereo8k")
+            if win.get(f, {}).get("n_counted")
+        ]
+        console.print(f"held-out call windows matching the clip under their centre: {'; '.join(parts)}")
     console.print(f"model directory: {model_dir} (version {card.model_version}; * = default model)")
     from aei_batch.models.model_card import MODEL_CARD_MD, licence_line
 

@@ -207,8 +207,9 @@ def render_model_card(card: ModelCard) -> str:
     if isinstance(augmentation, dict) and augmentation.get("copies"):
         lines.append(
             f"- Each training file also as augmented copies (rows: {json.dumps(augmentation['copies'])}): "
-            f"a telephone copy ({augmentation.get('telephone')}), random {augmentation.get('crops_s')} s "
-            "crops and a crop of the telephone copy."
+            f"a telephone copy ({augmentation.get('telephone')}), random "
+            f"{'-'.join(f'{x:g}' for x in augmentation.get('crops_s') or [])} s crops and a crop of the "
+            "telephone copy."
         )
     lines += _evaluation(card, mode)
     lines += _weaknesses(card)
@@ -244,14 +245,16 @@ def _weaknesses(card: ModelCard) -> list[str]:
         w = win.get(fmt)
         if w and w.get("n_counted"):
             lines.append(
-                f"- Windows of long recordings ({w.get('what')}; {win.get('window_s')} s windows every "
-                f"{win.get('hop_s')} s): the top emotion of {_pct(w['share'])} of {w['n_counted']} windows "
-                "matches the clip under the window's centre."
+                f"- Windows of long recordings: in {w.get('calls')} generated calls of the held-out actors' "
+                f"files joined with 1-2 s pauses ({w.get('what')}), scored as `score` does "
+                f"({win.get('window_s')} s windows every {win.get('hop_s')} s), the top emotion of "
+                f"{_pct(w['share'])} of {w['n_counted']} windows is the emotion of the file under the "
+                "window's centre."
             )
     if not win:
         lines.append(
             "- Windows of long recordings (`score` cuts them into 3 s windows) were not measured at training "
-            "time; `aei-batch evaluate DATA --model-dir M` measures them on generated calls."
+            "time (`--no-heldout-windows`); `aei-batch evaluate DATA --model-dir M` measures them."
         )
     lines.append(
         "- Every figure here is on acted speech of the held-out actors (the weakest classes are named "

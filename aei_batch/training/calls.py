@@ -184,11 +184,23 @@ def write_calls(
     return truth
 
 
-def windows_report(model_dir: str, model_name: str, data: Any, opts: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CallSettings:
+    """How `windows_report` builds and scores its calls."""
+
+    window_s: float = 3.0
+    hop_s: float = 1.5
+    call_clips: int = 20
+    seed: int = 0
+    runner: str = "local"
+
+
+def windows_report(model_dir: str, model_name: str, data: Any, opts: Any = CallSettings()) -> dict[str, Any]:
     """Generated calls of the actors of `data` (`write_calls`), scored by `score` itself (`--segments on
     --per-channel`, the model's speaker mode: a speaker-adaptive model z-scores each channel's windows with
-    that channel's statistics) with `opts.window_s` / `opts.hop_s`; per call format, the share of windows
-    whose top emotion is the emotion of the clip under the window's centre (`window_agreement`)."""
+    that channel's statistics) with `opts.window_s` / `opts.hop_s` (`CallSettings`, or evaluate's options);
+    per call format, the share of windows whose top emotion is the emotion of the clip under the window's
+    centre (`window_agreement`)."""
     import tempfile
 
     from aei_batch.config import ScoreOptions

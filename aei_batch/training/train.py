@@ -153,8 +153,29 @@ def run_train(opts: TrainOptions) -> ModelCard:
         card.training["searched_params"] = params
     fill_card(card, opts.data, modality="audio", licence=getattr(opts, "data_licence", None))
     write_card(out, card)
+    if test_files is not None and len(test_files) and opts.heldout_windows:
+        _heldout_windows(opts, out, card, test_files)  # scores with the model directory just written
+        write_card(out, card)
     write_model_card(out, card)
     return card
+
+
+def _heldout_windows(opts: TrainOptions, out: Path, card: ModelCard, test: LabelledSet) -> None:
+    """The default model's held-out report gains `windows`: generated calls of the held-out actors scored
+    window by window through `score` (training/calls.py). A failure here leaves the trained model as it is."""
+    from aei_batch.errors import AeiError
+    from aei_batch.training.calls import CallSettings, windows_report
+
+    t0 = time.perf_counter()
+    try:
+        rep = windows_report(
+            str(out), card.default_model, test, CallSettings(seed=opts.seed, runner=opts.runner)
+        )
+    except AeiError as err:
+        log.warning("held-out call windows not measured: %s", err)
+        return
+    card.models[card.default_model].heldout["windows"] = rep
+    log.info("held-out call windows measured in %.1fs", time.perf_counter() - t0)
 
 
 def _heldout_telephone(

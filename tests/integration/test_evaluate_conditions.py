@@ -76,6 +76,9 @@ def test_train_card_counts_files_and_measures_telephone(default_model):
     md = (default_model / "model" / "MODEL_CARD.md").read_text()
     assert "24 used for training (120 training rows" in md and "## Where it is weak" in md
     assert "Telephone audio: the 16 held-out files" in md
+    win = card["models"]["blend"]["heldout"]["windows"]  # train scores generated calls too
+    assert win["mono16k"]["calls"] == win["stereo8k"]["calls"] == 2 and win["mono16k"]["n_counted"] >= 3
+    assert "Windows of long recordings: in 2 generated calls" in md
 
 
 def test_evaluate_reports_telephone_and_call_windows(default_model, tmp_path):
