@@ -6,7 +6,8 @@
 Protocol (issue 15): 5-fold actor-grouped CV over the RAVDESS actors in DATA (training/cv.py's folds).
 In every outer fold the model is fitted on the training actors only; the `blend` model chooses its
 members, their weights and its temperature by an inner speaker-grouped CV inside those rows
-(models/ensemble.py: WeightedBlend), so no choice sees the test fold. Each row is measured:
+(models/ensemble.py: WeightedBlend; the temperature on the original files' rows only, as `train` does),
+so no choice sees the test fold. Each row is measured:
 
 * clips      the test actors' files at full band
 * telephone  the same files as 8 kHz mu-law 300-3,400 Hz copies (features/augment.py)
