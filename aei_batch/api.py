@@ -234,7 +234,9 @@ def evaluate(
     Exactly one of `model_dir` (a model on labelled `data`), `cv=True` (actor-grouped cross-validation
     of a training setup on `data`) or `predictions` (a predictions table with labels). Other options:
     ``model``, ``table_format``, ``feature_set``, ``models``, ``speaker_adaptive``, ``min_speaker_files``,
-    ``folds``, ``seed``, ``runner``, ``cache_dir``. Writes ``metrics.json`` and PNGs to `report_dir`.
+    ``folds``, ``seed``, ``runner``, ``cache_dir``; with `model_dir` also ``telephone`` and ``windows``
+    (both on: the files as telephone copies, generated calls scored window by window), ``window_s``,
+    ``hop_s`` and ``call_clips``. Writes ``metrics.json`` and PNGs to `report_dir`.
 
     Returns:
         dict: one report per model name.

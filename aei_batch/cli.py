@@ -442,6 +442,12 @@ def train(
         help="Also train on telephone-band copies and random 2-4 s crops of each file (default: on for "
         "voice_audio); docs/MODELS.md.",
     ),
+    heldout_windows: bool = typer.Option(
+        None,
+        "--heldout-windows/--no-heldout-windows",
+        help="Audio: also score generated calls of the held-out actors window by window, as `evaluate` "
+        "does, and state the figure in MODEL_CARD.md (on).",
+    ),
     runner: str = typer.Option(None, help="Where feature extraction runs: " + _RUNNER_HELP),
     seed: int = typer.Option(None, help="Random seed (0; results are reproducible with it)."),
     modality: str = typer.Option(
@@ -479,6 +485,7 @@ def train(
             "search": search,
             "cache_dir": cache_dir,
             "augment": augment,
+            "heldout_windows": heldout_windows,
             "runner": runner,
             "seed": seed,
             "modality": modality,
@@ -524,10 +531,29 @@ def evaluate(
     seed: int = typer.Option(None, help="--cv: random seed (0)."),
     runner: str = typer.Option(None, help="Where feature extraction runs: " + _RUNNER_HELP),
     cache_dir: str = typer.Option(None, help="Cache featurised corpora here (.npz keyed by feature hash)."),
+    telephone: bool = typer.Option(
+        None,
+        "--telephone/--no-telephone",
+        help="--model-dir: also score every file as a telephone copy (8 kHz, 300-3400 Hz, mu-law) and "
+        "report the drop against full band (on).",
+    ),
+    windows: bool = typer.Option(
+        None,
+        "--windows/--no-windows",
+        help="--model-dir: also build calls of each speaker's clips with 1-2 s pauses (16 kHz mono, "
+        "8 kHz stereo telephone), score them window by window as `score` does, and report the share "
+        "of windows whose top emotion is the clip's under the window centre (on).",
+    ),
+    window_s: float = typer.Option(None, help="--windows: window length in seconds (3.0, as score)."),
+    hop_s: float = typer.Option(None, help="--windows: seconds between window starts (1.5, as score)."),
+    call_clips: int = typer.Option(None, help="--windows: clips of one speaker per generated call (20)."),
     config: Path = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Measure accuracy, UAR, macro-F1, per-class and per-actor accuracy, 95% CI and ECE; write a report."""
+    """Measure accuracy, UAR, macro-F1, per-class and per-actor accuracy, 95% CI and ECE; write a report.
+
+    With --model-dir the report also holds the same files as telephone copies and the windows of
+    generated calls (--no-telephone, --no-windows skip them)."""
     _setup_logging(verbose)
     table_format = _deprecated_alias("evaluate --format", "--table-format", old_format, table_format)
     report_dir = _deprecated_alias("evaluate -o", "--report-dir", old_report_dir, report_dir)
@@ -554,6 +580,11 @@ def evaluate(
             "seed": seed,
             "runner": runner,
             "cache_dir": cache_dir,
+            "telephone": telephone,
+            "windows": windows,
+            "window_s": window_s,
+            "hop_s": hop_s,
+            "call_clips": call_clips,
         }
         opts = load_options(EvaluateOptions, flags=flags, config=config)
         print_reports(run_evaluate(opts), opts.report_dir)

@@ -312,6 +312,7 @@ class TrainOptions(Options):
     augment: bool | None = (
         None  # telephone copies + random crops (training/data.py); None: on for voice_audio
     )
+    heldout_windows: bool = True  # score generated calls of the held-out actors (training/calls.py)
 
     @field_validator("holdout_actors", mode="before")
     @classmethod
@@ -360,6 +361,12 @@ class EvaluateOptions(Options):
     seed: int = 0
     runner: str = DEFAULT_RUNNER
     cache_dir: str | None = None
+    # --model-dir: also the files as telephone copies, and generated calls scored window by window
+    telephone: bool = True
+    windows: bool = True
+    window_s: float = SegmentConfig.window_s
+    hop_s: float = SegmentConfig.hop_s
+    call_clips: int = 20  # clips of one speaker per generated call (as bench/_corpus.py)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -387,6 +394,8 @@ class EvaluateOptions(Options):
         validate_format(self.table_format)
         _at_least("--folds", self.folds, 2)
         _at_least("--min-speaker-files", self.min_speaker_files, 2)
+        _at_least("--call-clips", self.call_clips, 2)
+        SegmentConfig(mode="on", window_s=self.window_s, hop_s=self.hop_s)  # the window checks of `score`
         check_not_a_file("--predictions", self.predictions)
         return self
 

@@ -111,6 +111,7 @@ def run_demo(workdir: Path, *, runner: str = "ray") -> int:
             holdout_actors=[21, 22, 23, 24],
             runner=runner,
             progress=False,
+            heldout_windows=False,  # step 5 shows a call's windows itself
         )
     )
     print_train_summary(card, str(model_dir))

@@ -48,28 +48,41 @@ def print_run_summary(s: RunSummary) -> None:
 
 def print_train_summary(card: ModelCard, model_dir: str) -> None:
     tr = card.training
+    n_files = tr.get("n_train_files", tr["n_train"])
+    rows = f" ({tr['n_train']} rows with augmented copies)" if tr["n_train"] != n_files else ""
     console.print(
-        f"trained on {tr['n_train']} files from actors {tr['train_actors']}; "
+        f"trained on {n_files} files{rows} from actors {tr['train_actors']}; "
         f"held out {tr['n_heldout']} files from actors {tr['holdout_actors'] or 'none'}"
     )
     t = Table(title="held-out accuracy (actors never seen in training)", title_justify="left")
-    for col in ("model", "accuracy", "95% CI", "UAR", "macro-F1", "fit s"):
+    for col in ("model", "accuracy", "95% CI", "UAR", "macro-F1", "telephone", "fit s"):
         t.add_column(col)
     for name, art in card.models.items():
         h = art.heldout
         if h:
             lo, hi = h["accuracy_ci95"]
+            tel = h.get("telephone") or {}
             t.add_row(
                 name + (" *" if name == card.default_model else ""),
                 f"{h['accuracy']:.3f}",
                 f"{lo:.3f}-{hi:.3f}",
                 f"{h['uar']:.3f}",
                 f"{h['macro_f1']:.3f}",
+                f"{tel['accuracy']:.3f} (drop {tel['accuracy_drop_points']:.1f} pt)" if tel.get("n") else "",
                 str(art.params.get("fit_seconds")),
             )
         else:
-            t.add_row(name, "n/a", "", "", "", str(art.params.get("fit_seconds")))
+            t.add_row(name, "n/a", "", "", "", "", str(art.params.get("fit_seconds")))
     console.print(t)
+    default = card.models.get(card.default_model)
+    win = (default.heldout or {}).get("windows") if default else None
+    if win:
+        parts = [
+            f"{win[f]['label']} {win[f]['share']:.3f} of {win[f]['n_counted']}"
+            for f in ("mono16k", "stereo8k")
+            if win.get(f, {}).get("n_counted")
+        ]
+        console.print(f"held-out call windows matching the clip under their centre: {'; '.join(parts)}")
     console.print(f"model directory: {model_dir} (version {card.model_version}; * = default model)")
     from aei_batch.models.model_card import MODEL_CARD_MD, licence_line
 

@@ -6,7 +6,8 @@
 Protocol (issue 15): 5-fold actor-grouped CV over the RAVDESS actors in DATA (training/cv.py's folds).
 In every outer fold the model is fitted on the training actors only; the `blend` model chooses its
 members, their weights and its temperature by an inner speaker-grouped CV inside those rows
-(models/ensemble.py: WeightedBlend), so no choice sees the test fold. Each row is measured:
+(models/ensemble.py: WeightedBlend; the temperature on the original files' rows only, as `train` does),
+so no choice sees the test fold. Each row is measured:
 
 * clips      the test actors' files at full band
 * telephone  the same files as 8 kHz mu-law 300-3,400 Hz copies (features/augment.py)
@@ -102,6 +103,7 @@ def run_row(
             ytr = np.tile(y[tr], len(variants))
             gtr = np.tile(actors[tr], len(variants))
             keys = [f"{a}-{v}" for v in variants for a in actors[tr]]
+            originals = np.concatenate([np.full(len(tr), v == 0) for v in variants])  # the files themselves
             g = GlobalStats.fit(Xtr)
             if sa:
                 Xtr = _zscore(Xtr, keys, g, min_files)
@@ -111,7 +113,7 @@ def run_row(
             else:
                 model = make()
                 t0 = time.process_time()
-                model.fit(Xtr, ytr, groups=gtr)
+                model.fit(Xtr, ytr, groups=gtr, calibration_rows=originals)
                 secs = time.process_time() - t0
                 if saved is not None:
                     saved.parent.mkdir(parents=True, exist_ok=True)

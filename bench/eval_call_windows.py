@@ -1,10 +1,11 @@
 """Window accuracy of `aei-batch score` on generated calls made of held-out speakers' clips.
 
-Trains the default model (`aei-batch train` with no model options: rich_audio, speaker-adaptive ensemble) on
+Trains the default model (`aei-batch train` with no model options: voice_audio + blend, speaker-adaptive) on
 RAVDESS actors outside --test-actors, then builds calls from the test actors' clips joined with 1-2 s pauses
-(faint noise): one 16 kHz mono call per test actor, and 8 kHz stereo calls whose two channels are two test
-actors. It scores them with the real command (`--runner local`, `--per-channel` for the stereo calls) and
-reads the segments table: a window counts when the clip under its centre is known (windows centred in a
+of faint noise (aei_batch/training/calls.py, the builder `aei-batch evaluate --model-dir` uses too): one
+16 kHz mono call per test actor, and 8 kHz stereo calls in which two test actors take turns, one per
+channel. It scores them with the real command (`--runner local`, `--per-channel` for the stereo calls) and
+reads the segments table: a window counts when its centre lies in a clip's speech (windows centred in a
 pause are left out); it is right when its top emotion is that clip's emotion. Chance is 1/8.
 
     python bench/eval_call_windows.py --data ../shared/datasets/ravdess-speech --work /tmp/callwin
@@ -42,22 +43,10 @@ def _load(path: Path, sr: int) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def build_call(clips: list[Path], sr: int, seed: int) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
-    """Clips joined with 1-2 s pauses; returns the samples and (emotion, start_s, end_s) of each clip."""
+def _clips(paths: list[Path], sr: int) -> list[tuple[str, np.ndarray]]:
     from aei_batch.records import parse_ravdess_name
 
-    rng = np.random.default_rng(seed)
-    parts, spans, t = [], [], 0.0
-    for c in clips:
-        gap = rng.uniform(1.0, 2.0)
-        parts.append(rng.normal(0, 1e-4, int(gap * sr)).astype(np.float32))
-        t += gap
-        y = _load(c, sr)
-        parts.append(y)
-        spans.append((str(parse_ravdess_name(str(c)).emotion), t, t + len(y) / sr))
-        t += len(y) / sr
-    parts.append(rng.normal(0, 1e-4, int(1.5 * sr)).astype(np.float32))
-    return np.concatenate(parts), spans
+    return [(str(parse_ravdess_name(str(c)).emotion), _load(c, sr)) for c in paths]
 
 
 def run(cmd: list[str]) -> None:
@@ -72,22 +61,14 @@ def score_share(
     work: Path, model: Path, calls: Path, truth: dict, per_channel: bool, extra: list[str]
 ) -> tuple:
     from aei_batch.io.sinks.segments import read_segments
+    from aei_batch.training.calls import window_agreement
 
     out = work / f"out-{calls.name}-{'sa' if not extra else 'pf'}"
     cmd = ["aei-batch", "score", str(calls), "-m", str(model), "-o", str(out), "--runner", "local"]
     cmd += ["--table-format", "parquet", *(["--per-channel"] if per_channel else []), *extra]
     run(cmd)
-    segs = read_segments(str(out), "parquet").to_pylist()
-    hit = n = 0
-    for s in segs:
-        spans = truth[Path(s["uri"]).name][s["channel"] or 0]
-        mid = (s["start_s"] + s["end_s"]) / 2
-        under = next((e for e, a, b in spans if a <= mid < b), None)
-        if under is None:
-            continue
-        n += 1
-        hit += under == s["top_emotion"]
-    return n, hit / max(n, 1)
+    res = window_agreement(read_segments(str(out), "parquet").to_pylist(), truth)
+    return res["n_counted"], res["share"]
 
 
 def main() -> None:
@@ -97,6 +78,8 @@ def main() -> None:
     ap.add_argument("--test-actors", default="17-20", help="held-out actors the calls are made of")
     ap.add_argument("--clips", type=int, default=12, help="clips per call")
     args = ap.parse_args()
+    from aei_batch.training.calls import build_call, turns
+
     data, work = Path(args.data), Path(args.work)
     test = _parse_actors(args.test_actors)
     work.mkdir(parents=True, exist_ok=True)
@@ -120,23 +103,22 @@ def main() -> None:
         )
         print(f"trained the default model on actors outside {holdout} in {time.perf_counter() - t0:.0f} s")
     mono, stereo = work / "calls-16k-mono", work / "calls-8k-stereo"
-    truth: dict[str, dict[int, list]] = {}
+    truth: dict[tuple[str, int], list] = {}
     for d in (mono, stereo):
         d.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     for k, actor in enumerate(test):
         clips = list(rng.choice(_clips_of(data, actor), size=args.clips, replace=False))
-        y, spans = build_call(clips, 16_000, seed=actor)
-        sf.write(mono / f"call-{actor:02d}.wav", y, 16_000)
-        truth[f"call-{actor:02d}.wav"] = {0: spans}
+        y, spans = build_call(_clips(clips, 16_000), 16_000, seed=actor)
+        sf.write(mono / f"call-{actor:02d}.wav", y[0], 16_000)
+        truth[(f"call-{actor:02d}.wav", 0)] = spans[0]
         other = test[(k + 1) % len(test)]
         clips_b = list(rng.choice(_clips_of(data, other), size=args.clips, replace=False))
-        left, sl = build_call(clips, 8_000, seed=100 + actor)
-        right, sr_ = build_call(clips_b, 8_000, seed=200 + actor)
-        n = max(len(left), len(right))
-        left, right = np.pad(left, (0, n - len(left))), np.pad(right, (0, n - len(right)))
-        sf.write(stereo / f"call-{actor:02d}-{other:02d}.wav", np.stack([left, right], axis=1), 8_000)
-        truth[f"call-{actor:02d}-{other:02d}.wav"] = {0: sl, 1: sr_}
+        both, chans = turns(_clips(clips, 8_000), _clips(clips_b, 8_000))
+        y, spans = build_call(both, 8_000, seed=100 + actor, channels=chans)
+        name = f"call-{actor:02d}-{other:02d}.wav"
+        sf.write(stereo / name, y.T, 8_000)
+        truth.update({(name, c): s for c, s in spans.items()})
     rows = []
     for label, calls, per_channel in (
         ("16 kHz mono", mono, False),

@@ -38,14 +38,22 @@ def decode_and_extract(
     sr: int,
     max_duration_s: float | None,
     augment_seed: int | None = None,
+    copy: str | None = None,
 ) -> tuple[np.ndarray, float]:
     """Decode `data` (the bytes of file `name`) at `sr` and extract `feature_set`: (vector, duration s).
+    `copy="telephone"`: the features of its telephone copy instead (features/augment.py; evaluation).
     With `augment_seed` (training), the vector of the clip and of each of its augmented copies
     (features/augment.py `copies`), stacked, from the one decode: (len(VARIANTS), dim)."""
     from aei_batch.decode.audio import decode_audio
 
     clip = decode_audio(data, name, sr=sr, max_duration_s=max_duration_s)
     fs = get_feature_set(feature_set)
+    if copy is not None:
+        from aei_batch.features.augment import telephone
+
+        if copy != "telephone":
+            raise ValueError(f"unknown copy {copy!r}")
+        return extract_checked(fs, telephone(clip.y, clip.sr), clip.sr), clip.duration_s
     vec = extract_checked(fs, clip.y, clip.sr)
     if augment_seed is not None:
         from aei_batch.features.augment import copies
@@ -79,13 +87,14 @@ def read_decode_and_extract(
     max_duration_s: float | None,
     max_bytes: int | None,
     augment_seed: int | None = None,
+    copy: str | None = None,
 ) -> tuple[np.ndarray, float]:
     """`decode_and_extract` of a local file that this process reads itself: in the decoder child, the
     file's bytes then never cross the pipe from the worker (one read from the page cache instead of a
     read, a pickle, a pipe write and a pipe read: 0.4 ms of a core per RAVDESS file, docs/PERFORMANCE.md)."""
     data = read_local(path, max_bytes)
     return decode_and_extract(
-        data, name, feature_set, sr=sr, max_duration_s=max_duration_s, augment_seed=augment_seed
+        data, name, feature_set, sr=sr, max_duration_s=max_duration_s, augment_seed=augment_seed, copy=copy
     )
 
 

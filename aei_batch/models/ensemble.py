@@ -93,9 +93,15 @@ class WeightedBlend:
     scores, then refits the chosen members on all rows. Nothing outside the training rows is looked
     at, so a CV around it is nested. A scikit-learn-style estimator stored with skops (its type is on
     the allowlist).
+
+    `calibration_rows` (a boolean mask over the rows) restricts the temperature fit to those rows' out-of-
+    fold scores: training passes the original files' rows, so augmented copies (crops, telephone copies),
+    which are less certain than whole clips, do not soften every prediction (docs/MODELS.md). Members and
+    weights are still chosen on all rows.
     """
 
     accepts_groups = True
+    accepts_calibration_rows = True
 
     def __init__(
         self,
@@ -137,7 +143,7 @@ class WeightedBlend:
         out[:, np.searchsorted(self.classes_, est.classes_)] = p
         return out
 
-    def fit(self, X: Any, y: Any, groups: Any = None) -> WeightedBlend:
+    def fit(self, X: Any, y: Any, groups: Any = None, calibration_rows: Any = None) -> WeightedBlend:
         import numpy as np
         from sklearn.model_selection import GroupKFold, StratifiedKFold
 
@@ -175,7 +181,8 @@ class WeightedBlend:
             best = int(np.argmin(losses))
             counts[best] += 1
             blend = (blend * r + logp[best]) / (r + 1)
-        self.temperature_ = _fit_temperature(blend, idx)
+        cal = _calibration_mask(calibration_rows, len(X))
+        self.temperature_ = _fit_temperature(blend[cal], idx[cal])
         self.members_ = []
         self.weights_ = []
         for c in (int(i) for i in np.flatnonzero(counts)):
@@ -201,6 +208,18 @@ class WeightedBlend:
 
     def predict(self, X: Any) -> Any:
         return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+
+def _calibration_mask(rows: Any, n: int) -> Any:
+    """The rows the temperature is fitted on: all of them, or the given boolean mask (never empty)."""
+    import numpy as np
+
+    if rows is None:
+        return np.ones(n, dtype=bool)
+    mask = np.asarray(rows, dtype=bool)
+    if mask.shape != (n,):
+        raise ValueError(f"calibration_rows needs one flag per row ({n}), got shape {mask.shape}")
+    return mask if mask.any() else np.ones(n, dtype=bool)
 
 
 def _softmax(z: Any) -> Any:

@@ -190,7 +190,7 @@ def render_model_card(card: ModelCard) -> str:
         "",
         "## Training data",
         "",
-        f"- Source: `{tr.get('source')}`: {tr.get('n_files')} files; {tr.get('n_train')} used for training.",
+        _source_line(tr),
         f"- Training actors (speakers): {_actors(tr.get('train_actors'))}.",
         f"- Held out (whole speakers, never seen in training): {_actors(tr.get('holdout_actors'))} "
         f"({tr.get('n_heldout')} files).",
@@ -203,8 +203,64 @@ def render_model_card(card: ModelCard) -> str:
         )
     if tr.get("skipped"):
         lines.append(f"- Files skipped while featurising: {json.dumps(tr['skipped'])}.")
+    augmentation = card.options.get("augmentation")
+    if isinstance(augmentation, dict) and augmentation.get("copies"):
+        lines.append(
+            f"- Each training file also as augmented copies (rows: {json.dumps(augmentation['copies'])}): "
+            f"a telephone copy ({augmentation.get('telephone')}), random "
+            f"{'-'.join(f'{x:g}' for x in augmentation.get('crops_s') or [])} s crops and a crop of the "
+            "telephone copy."
+        )
     lines += _evaluation(card, mode)
+    lines += _weaknesses(card)
     return "\n".join(lines) + "\n"
+
+
+def _source_line(tr: dict[str, Any]) -> str:
+    """How many files, and how many of them (and how many rows, with augmented copies) trained the model."""
+    n_files = tr.get("n_train_files", tr.get("n_train"))
+    rows = tr.get("n_train")
+    extra = f" ({rows} training rows with their augmented copies)" if rows != n_files else ""
+    return f"- Source: `{tr.get('source')}`: {tr.get('n_files')} files; {n_files} used for training{extra}."
+
+
+def _weaknesses(card: ModelCard) -> list[str]:
+    """Where the default model is weak, as measured on the held-out speakers: telephone audio, windows of
+    long recordings (when measured), and the weakest classes."""
+    default = card.models.get(card.default_model)
+    h = (default.heldout or {}) if default else {}
+    if not h:
+        return []
+    lines = ["", "## Where it is weak", ""]
+    tel = h.get("telephone") or {}
+    if tel.get("n"):
+        lines.append(
+            f"- Telephone audio: the {tel['n']} held-out files as telephone copies ({tel.get('channel')}) "
+            f"reach {_pct(tel['accuracy'])} accuracy (UAR {_pct(tel['uar'])}, ECE {_pct(tel['ece'])}) "
+            f"against {_pct(tel['full_band_accuracy'])} at full band: "
+            f"{tel['accuracy_drop_points']:.1f} points lower."
+        )
+    win = h.get("windows") or {}
+    for fmt in ("mono16k", "stereo8k"):
+        w = win.get(fmt)
+        if w and w.get("n_counted"):
+            lines.append(
+                f"- Windows of long recordings: in {w.get('calls')} generated calls of the held-out actors' "
+                f"files joined with 1-2 s pauses ({w.get('what')}), scored as `score` does "
+                f"({win.get('window_s')} s windows every {win.get('hop_s')} s), the top emotion of "
+                f"{_pct(w['share'])} of {w['n_counted']} windows is the emotion of the file under the "
+                "window's centre."
+            )
+    if not win:
+        lines.append(
+            "- Windows of long recordings (`score` cuts them into 3 s windows) were not measured at training "
+            "time (`--no-heldout-windows`); `aei-batch evaluate DATA --model-dir M` measures them."
+        )
+    lines.append(
+        "- Every figure here is on acted speech of the held-out actors (the weakest classes are named "
+        "above); natural, spontaneous speech was not measured."
+    )
+    return lines
 
 
 def _actors(actors: Any) -> str:

@@ -63,15 +63,24 @@ class SklearnClassifier:
         self.name = name
         self.estimator = estimator
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> None:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray | None = None,
+        calibration_rows: np.ndarray | None = None,
+    ) -> None:
         """Fit; `groups` (the speaker of each row) reaches estimators that select inside their training
-        data (`WeightedBlend`), so their inner splits never share a speaker."""
+        data (`WeightedBlend`), so their inner splits never share a speaker; `calibration_rows` (a mask:
+        the original files' rows, not their augmented copies) reaches estimators that fit a temperature."""
+        kw: dict[str, Any] = {}
+        if groups is not None and getattr(self.estimator, "accepts_groups", False):
+            kw["groups"] = groups
+        if calibration_rows is not None and getattr(self.estimator, "accepts_calibration_rows", False):
+            kw["calibration_rows"] = calibration_rows
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            if groups is not None and getattr(self.estimator, "accepts_groups", False):
-                self.estimator.fit(X, y, groups=groups)
-            else:
-                self.estimator.fit(X, y)
+            self.estimator.fit(X, y, **kw)
 
     @property
     def classes(self) -> np.ndarray:

@@ -38,10 +38,15 @@ class ClipFeaturiser:
         return self.decoder.call(fn, *args, **kwargs)
 
     def featurise(
-        self, ref: dict[str, Any], data: bytes | None = None, augment_seed: int | None = None
+        self,
+        ref: dict[str, Any],
+        data: bytes | None = None,
+        augment_seed: int | None = None,
+        copy: str | None = None,
     ) -> tuple[np.ndarray, float]:
         """Features of one file as one clip; `data` are its bytes when the caller already read them. With
-        `augment_seed` (training), a matrix: the clip's vector, then its augmented copies' (one decode)."""
+        `augment_seed` (training), a matrix: the clip's vector, then its augmented copies' (one decode); with
+        `copy="telephone"` (evaluation), the vector of its telephone copy instead."""
         from aei_batch.decode.audio import ANALYSIS_SR
         from aei_batch.features.clip import decode_and_extract, read_decode_and_extract
 
@@ -58,6 +63,7 @@ class ClipFeaturiser:
                 max_duration_s=self.ctx.max_duration_s,
                 max_bytes=self.ctx.max_file_bytes,
                 augment_seed=augment_seed,
+                copy=copy,
             )
             return vec, float(duration_s)
         data = fetch(ref, self.ctx) if data is None else data
@@ -69,6 +75,7 @@ class ClipFeaturiser:
             sr=ANALYSIS_SR,
             max_duration_s=self.ctx.max_duration_s,
             augment_seed=augment_seed,
+            copy=copy,
         )
         return vec, float(duration_s)
 

@@ -346,10 +346,13 @@ class FeatureTableStage:
     `augment_seed`, each row also holds the vectors of the file's augmented copies, from the same decode
     (features/augment.py; each file's copies seeded by `file_seed(augment_seed, uri)`)."""
 
-    def __init__(self, ctx: RunContext, feature_set_name: str, augment_seed: int | None = None) -> None:
+    def __init__(
+        self, ctx: RunContext, feature_set_name: str, augment_seed: int | None = None, copy: str | None = None
+    ) -> None:
         self.ctx = ctx
         self.feature_set_name = feature_set_name
         self.augment_seed = augment_seed
+        self.copy = copy  # "telephone": each file's telephone copy instead (evaluation)
 
     def setup(self) -> None:
         self.featuriser = ClipFeaturiser(self.feature_set_name, self.ctx)
@@ -365,7 +368,7 @@ class FeatureTableStage:
 
         def featurise(ref: dict[str, Any]) -> tuple[Any, float]:
             return self.featuriser.featurise(
-                ref, augment_seed=None if seed is None else file_seed(seed, ref["uri"])
+                ref, augment_seed=None if seed is None else file_seed(seed, ref["uri"]), copy=self.copy
             )
 
         results = per_file(refs, featurise, name=lambda r: r["uri"])

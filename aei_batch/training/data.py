@@ -54,6 +54,54 @@ class LabelledSet:
 AUGMENT_VARIANTS = VARIANTS
 
 
+def featurise_telephone(
+    base: LabelledSet,
+    feature_set: str,
+    *,
+    runner: str = "local",
+    workers: int | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> LabelledSet:
+    """The telephone copies (8 kHz, 300-3,400 Hz, mu-law; features/augment.py) of `base`'s files, featurised
+    as scoring an 8 kHz recording would be, by the featurisation stage on `runner` (the copy is made in the
+    decoder child from the one decode); files that cannot be decoded are left out."""
+    import sys
+
+    from tqdm import tqdm
+
+    from aei_batch.runtime.runners import run_stage
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import FeatureTableStage
+
+    refs = [next(iter(storage.list_inputs(u))) for u in dict.fromkeys(base.uris)]
+    ctx = RunContext.new(model_dir="", max_duration_s=600.0)
+    got: dict[str, list[float]] = {}
+    bar = tqdm(total=len(refs), unit="file", desc="telephone", file=sys.stderr, disable=not progress)
+    for out in run_stage(
+        FeatureTableStage,
+        {"ctx": ctx, "feature_set_name": feature_set, "copy": "telephone"},
+        refs_to_table(refs),
+        runner=runner,
+        batch_size=batch_size,
+        workers=workers,
+    ):
+        for row in out.to_pylist():
+            bar.update(1)
+            if row["features"] is not None:
+                got[row["uri"]] = row["features"]
+    bar.close()
+    keep = np.array([u in got for u in base.uris], dtype=bool)
+    out_set = base.subset(keep)
+    dim = base.X.shape[1] if base.X.ndim == 2 else 0
+    out_set.X = (
+        np.asarray([got[u] for u in out_set.uris], dtype=np.float32)
+        if keep.any()
+        else np.zeros((0, dim), np.float32)
+    )
+    return out_set
+
+
 def labelled_refs(source: str, extensions: Iterable[str] | None = None) -> tuple[list[FileRef], int]:
     """RAVDESS-named files under `source` with an emotion and actor; also returns how many were unlabelled."""
     exts = extensions or storage.AUDIO_EXTENSIONS

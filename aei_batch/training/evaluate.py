@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
-    """A model directory on a labelled set: {model name: report}."""
+    """A model directory on a labelled set: {model name: report}. The report also holds `telephone` (the
+    same files as telephone copies) and `windows` (generated calls scored window by window), unless
+    `opts.telephone` / `opts.windows` are off."""
     from aei_batch.models.loader import load_model
-    from aei_batch.scoring.speaker import GlobalStats, normalise
-    from aei_batch.training.cv import cached_featurise, speaker_keys
+    from aei_batch.training.cv import cached_featurise
     from aei_batch.training.metrics import classification_report
 
     model = load_model(str(opts.model_dir), opts.model_name)
@@ -40,14 +41,8 @@ def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
         cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
     )
     data = _unseen_actors(data, model.card.training.get("train_actors") or [])
-    if model.speaker_adaptive:
-        g = GlobalStats.from_json(model.card.options["global_stats"])
-        min_files = int(model.card.options.get("min_speaker_files", opts.min_speaker_files))
-        Z, _ = normalise(data.X, speaker_keys(data.actors), g, min_files)
-        proba = model.predict_normalised(Z)
-    else:
-        proba = model.predict_proba8(data.X)
-    report = classification_report(data.y, proba, data.actors)
+    predict = model_predictor(model, opts.min_speaker_files)
+    report = classification_report(data.y, predict(data.X, data.actors), data.actors)
     report.update(
         {
             "model_version": model.version,
@@ -56,7 +51,69 @@ def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
             "source": opts.data,
         }
     )
+    if opts.telephone:
+        from aei_batch.training.data import featurise_telephone
+
+        tel = featurise_telephone(data, model.feature_set.name, runner=opts.runner)
+        report["telephone"] = telephone_report(predict, data, tel)
+    if opts.windows:
+        from aei_batch.training.calls import windows_report
+
+        report["windows"] = windows_report(str(opts.model_dir), model.name, data, opts)
     return {model.name: report}
+
+
+def model_predictor(model: Any, min_speaker_files: int) -> Any:
+    """(X, actors) -> probabilities of a loaded model, as scoring does: a speaker-adaptive model z-scores
+    each actor's rows with that actor's statistics (the training's global ones under the card's minimum)."""
+    if not model.speaker_adaptive:
+        return lambda X, actors: model.predict_proba8(X)
+    from aei_batch.scoring.speaker import GlobalStats
+
+    g = GlobalStats.from_json(model.card.options["global_stats"])
+    min_files = int(model.card.options.get("min_speaker_files", min_speaker_files))
+    return speaker_predictor(model.predict_normalised, g, min_files)
+
+
+def speaker_predictor(predict_z: Any, g: Any, min_files: int) -> Any:
+    """(X, actors) -> `predict_z` of the rows z-scored per actor (global statistics `g` under `min_files`)."""
+    from aei_batch.scoring.speaker import normalise
+    from aei_batch.training.cv import speaker_keys
+
+    def predict(X: np.ndarray, actors: np.ndarray) -> np.ndarray:
+        Z, _ = normalise(X, speaker_keys(actors), g, min_files)
+        return predict_z(Z)  # type: ignore[no-any-return]
+
+    return predict
+
+
+#: what `telephone_report` does to each file (features/augment.py: telephone)
+TELEPHONE_CHANNEL = "8 kHz, 300-3,400 Hz band-pass, 8-bit mu-law, back to the analysis rate"
+
+
+def telephone_report(predict: Any, data: Any, tel: Any) -> dict[str, Any]:
+    """`tel` (the telephone copies of `data`'s files: `training.data.featurise_telephone`) scored by
+    `predict(X, actors)` (speaker statistics from the copies themselves, as a batch of telephone audio would
+    be scored): the classification report, and the drop in points against the same files at full band."""
+    from aei_batch.training.metrics import classification_report
+
+    if not len(tel):
+        return {"n": 0, "channel": TELEPHONE_CHANNEL}
+    same = np.isin(np.array(data.uris), np.array(tel.uris))
+    full = classification_report(data.y[same], predict(data.X[same], data.actors[same]))
+    rep = classification_report(tel.y, predict(tel.X, tel.actors))
+    keys = ("n", "accuracy", "accuracy_ci95", "uar", "macro_f1", "ece", "per_class_recall")
+    out: dict[str, Any] = {k: rep[k] for k in keys}
+    out.update(
+        {
+            "channel": TELEPHONE_CHANNEL,
+            "full_band_accuracy": full["accuracy"],
+            "full_band_uar": full["uar"],
+            "accuracy_drop_points": round(100 * (full["accuracy"] - rep["accuracy"]), 2),
+            "uar_drop_points": round(100 * (full["uar"] - rep["uar"]), 2),
+        }
+    )
+    return out
 
 
 def _unseen_actors(data: Any, train_actors: list[int]) -> Any:
@@ -189,6 +246,9 @@ def print_reports(reports: dict[str, dict[str, Any]], report_dir: str) -> None:
             f"{r['ece']:.3f}",
         )
     console.print(t)
+    cond = conditions_table(reports)
+    if cond is not None:
+        console.print(cond)
     c = Table(title="recall per class", title_justify="left")
     c.add_column("model")
     for e in EMOTIONS:
@@ -201,3 +261,36 @@ def print_reports(reports: dict[str, dict[str, Any]], report_dir: str) -> None:
         if per:
             console.print(f"{name} per actor: " + ", ".join(f"{a}:{v:.2f}" for a, v in sorted(per.items())))
     console.print(f"report: {report_dir}/metrics.json and PNG figures")
+
+
+def conditions_table(reports: dict[str, dict[str, Any]]) -> Any:
+    """The telephone and window figures of --model-dir reports as one table (None when there are none)."""
+    from rich.table import Table
+
+    rows = []
+    for name, r in reports.items():
+        tel = r.get("telephone")
+        if tel and tel.get("n"):
+            drop = (
+                f"{tel['accuracy_drop_points']:.1f} points under full band ({tel['full_band_accuracy']:.3f})"
+            )
+            acc, uar, ece = (f"{tel[k]:.3f}" for k in ("accuracy", "uar", "ece"))
+            rows.append((name, "telephone copies", str(tel["n"]), acc, uar, ece, drop))
+        win = r.get("windows") or {}
+        for fmt in ("mono16k", "stereo8k"):
+            w = win.get(fmt)
+            if w:
+                share = "n/a" if w["n_counted"] == 0 else f"{w['share']:.3f}"
+                note = f"{w['calls']} calls; {w['n_excluded']} windows centred in pauses left out"
+                rows.append((name, f"windows: {w['label']} calls", str(w["n_counted"]), share, "", "", note))
+    if not rows:
+        return None
+    t = Table(
+        title="telephone and call windows (share of windows = clip under the window centre)",
+        title_justify="left",
+    )
+    for col in ("model", "condition", "n", "accuracy / share", "UAR", "ECE", "note"):
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    return t

@@ -8,10 +8,12 @@ from aei_batch.training.data import LabelledSet
 
 
 def fit_model(model: Any, train: LabelledSet) -> None:
-    """Fit one model; estimators that select inside their training data get the speakers as groups."""
+    """Fit one model; estimators that select inside their training data get the speakers as groups, and
+    those that fit a temperature the rows of the original files (augmented copies left out of it)."""
     from aei_batch.models.tabular import SklearnClassifier
 
     if isinstance(model, SklearnClassifier):
-        model.fit(train.X, train.y, groups=train.actors)
+        originals = None if train.variants is None else train.variant_ids == 0
+        model.fit(train.X, train.y, groups=train.actors, calibration_rows=originals)
     else:
         model.fit(train.X, train.y)

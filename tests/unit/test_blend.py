@@ -74,3 +74,34 @@ def test_accuracy_selection_keeps_the_best_inner_candidate_alone():
     m.fit(X, y, groups=g)
     best = max(m.inner_scores_, key=m.inner_scores_.get)
     assert [name for name, _, _ in m.members_] == [best] and m.weights_ == [1.0]
+
+
+def test_temperature_is_fitted_on_the_calibration_rows_only():
+    """Noisy augmented copies make out-of-fold scores less certain; fitted on every row, the temperature
+    softens the clean files' predictions too. Fitted on the original rows only, it lands nearer the
+    temperature that is best for unseen clean files (same members: the decisions do not change)."""
+    from aei_batch.models.ensemble import _fit_temperature
+
+    X, y, g = _data(5, n_spk=10, per=32)
+    rng = np.random.default_rng(7)
+    train, test = g < 7, g >= 7
+    noisy = X[train] + rng.normal(scale=4.0, size=X[train].shape)  # a heavily degraded copy of each row
+    Xa = np.concatenate([X[train], noisy])
+    ya, ga = np.tile(y[train], 2), np.tile(g[train], 2)
+    originals = np.arange(len(Xa)) < train.sum()
+    cands = (("lda", "lda", 0),)
+    masked = WeightedBlend(candidates=cands).fit(Xa, ya, groups=ga, calibration_rows=originals)
+    every = WeightedBlend(candidates=cands).fit(Xa, ya, groups=ga)
+    np.testing.assert_array_equal(masked.predict(X[test]), every.predict(X[test]))
+    best = _fit_temperature(masked.decision_function(X[test]), np.searchsorted(masked.classes_, y[test]))
+    assert masked.temperature_ < every.temperature_
+    assert abs(np.log(masked.temperature_ / best)) < abs(np.log(every.temperature_ / best))
+
+
+def test_calibration_rows_reach_the_blend_through_the_classifier_and_are_checked():
+    X, y, g = _data(6)
+    clf = build_models(["blend"], 0, X.shape[1])[0]
+    clf.fit(X, y, groups=g, calibration_rows=np.arange(len(X)) % 2 == 0)
+    assert clf.estimator.temperature_ > 0
+    with pytest.raises(ValueError, match="one flag per row"):
+        WeightedBlend(candidates=(("lda", "lda", 0),)).fit(X, y, groups=g, calibration_rows=[True])
