@@ -292,7 +292,9 @@ class _Counts:
 
 class _PendingSpill:
     """Rows waiting for the run's speaker statistics, on local disk (not in the driver's memory), and the
-    statistics themselves (sums per speaker group)."""
+    statistics themselves (sums per speaker group). Batches are gathered into row groups of CHUNK rows
+    (a row group per 16-file batch made 1,250 of them for 20,000 files, whose metadata and read-back
+    buffers grew the driver by 300 MB), and read back one row group at a time."""
 
     CHUNK = 2048
 
@@ -303,6 +305,8 @@ class _PendingSpill:
         self.rows = 0
         self._dir: str | None = None
         self._writer: Any = None
+        self._buf: list[pa.Table] = []
+        self._buf_rows = 0
 
     def __enter__(self) -> _PendingSpill:
         return self
@@ -318,17 +322,27 @@ class _PendingSpill:
         if self._writer is None:
             self._dir = tempfile.mkdtemp(prefix="aei-pending-")
             self._writer = pq.ParquetWriter(f"{self._dir}/pending.parquet", pending.schema)
-        self._writer.write_table(pending)
+        self._buf.append(pending)
+        self._buf_rows += pending.num_rows
         self.rows += pending.num_rows
+        if self._buf_rows >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._writer.write_table(pa.concat_tables(self._buf).combine_chunks(), row_group_size=self.CHUNK)
+        self._buf, self._buf_rows = [], 0
 
     def chunks(self) -> Iterator[pa.Table]:
         import pyarrow.parquet as pq
 
         if self._writer is None:
             return
+        self._flush()
         self._writer.close()
-        for batch in pq.ParquetFile(f"{self._dir}/pending.parquet").iter_batches(batch_size=self.CHUNK):
-            yield pa.Table.from_batches([batch])
+        pf = pq.ParquetFile(f"{self._dir}/pending.parquet", pre_buffer=False)
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i)
 
     def __exit__(self, *exc: Any) -> None:
         import shutil
