@@ -330,7 +330,8 @@ class _PendingSpill:
 
     def _flush(self) -> None:
         if self._buf:
-            self._writer.write_table(pa.concat_tables(self._buf).combine_chunks(), row_group_size=self.CHUNK)
+            table = pa.concat_tables(self._buf).combine_chunks()
+            self._writer.write_table(table, row_group_size=table.num_rows)  # one group per flush
         self._buf, self._buf_rows = [], 0
 
     def chunks(self) -> Iterator[pa.Table]:
