@@ -87,16 +87,17 @@ def inner(argv: list[str]) -> None:
         return sink
 
     pipeline._open_sink = open_timed  # type: ignore[assignment]
-    count = pipeline._count
+    add = pipeline._Counts.add
     seen = [False]
 
-    def count_timed(*a: object, **k: object) -> object:
+    def add_timed(self: object, out: object) -> None:
         if not seen[0]:
             seen[0] = True
             mark("first batch back")
-        return count(*a, **k)
+        add(self, out)  # type: ignore[arg-type]
 
-    pipeline._count = count_timed  # type: ignore[assignment]
+    pipeline._Counts.add = add_timed  # type: ignore[method-assign]
+    wrap(pipeline, "_finish_pending")
     atexit.register(lambda: mark("exit handlers"))  # registered first: runs last
     from aei_batch.cli import app
 
