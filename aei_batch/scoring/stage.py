@@ -43,7 +43,7 @@ from aei_batch.scoring.speaker import (
     resolve_speaker,
 )
 from aei_batch.scoring.video import VideoItem, VideoScorer, frame_rows, fuse_into_row, video_probs_of
-from aei_batch.scoring.windows import WindowedFile, WindowScorer
+from aei_batch.scoring.windows import ShortFile, WindowedFile, WindowScorer
 
 log = logging.getLogger(__name__)
 
@@ -186,41 +186,44 @@ class ScoreStage:
         return prepared
 
     def _route(self, ref: dict[str, Any], row: dict[str, Any]) -> Prepared:
+        """One probe decides the audio path (windows for a long track, one clip otherwise), then a video
+        container adds its faces: a long video's track is windowed and its file row fuses their rollup with
+        the faces; a short one is featurised with the frames, from the same bytes."""
         if ref.get("error_code"):  # decided at listing (outside the allowed roots, not a regular file, ...)
             raise FileError(ref["error_code"], ref.get("error_message") or "")
-        data = None
-        if input_modality(ref["uri"]) == "video":
-            long_audio = self._long_audio_track(ref, row)
+        video = input_modality(ref["uri"]) == "video"
+        w = self._windows(ref, row, video)
+        windowed = w if isinstance(w, WindowedFile) else None
+        data = w.data if isinstance(w, ShortFile) else None  # the bytes of a small remote object, read once
+        if video:
             duration_s = row[COL.duration_s]
-            item = self.video.prepare(ref, row, audio=long_audio is None)
-            if long_audio is not None:  # its audio track in windows (a timeline), fused with the faces below
+            item = self.video.prepare(ref, row, audio=windowed is None, data=data)
+            if windowed is not None:  # its audio track in windows (a timeline), fused with the faces below
                 row[COL.duration_s] = duration_s
-                return Prepared(windows=long_audio, video=item if item.has_video else None)
+                return Prepared(windows=windowed, video=item if item.has_video else None)
             if item.has_video:
                 return Prepared(clip=item.audio_vec, video=item, group=row[COL.speaker_id])
             data = item.data  # a container without a video track: scored as audio
-        if self.windows.enabled:
-            w = self.windows.prepare(ref, row)
-            if isinstance(w, WindowedFile):
-                return Prepared(windows=w)
-            data = w.data if w.data is not None else data
+        elif windowed is not None:
+            return Prepared(windows=windowed)
         vec, duration_s = self.featuriser.featurise(ref, data)
         row[COL.duration_s] = duration_s
         return Prepared(clip=vec, group=row[COL.speaker_id])
 
-    def _long_audio_track(self, ref: dict[str, Any], row: dict[str, Any]) -> WindowedFile | None:
-        """A video file's audio track in windows when it is long enough for them (as an audio file's would
-        be); None for a short track, no track, or a track without speech (the file is then scored from its
-        short track, or its faces alone)."""
+    def _windows(
+        self, ref: dict[str, Any], row: dict[str, Any], video: bool
+    ) -> WindowedFile | ShortFile | None:
+        """The window scorer's verdict on a file: its windows when long, ShortFile when short, None when
+        windows are off. A video's track without audio or without speech is not an error (its faces remain):
+        None, and the video path decides."""
         if not self.windows.enabled:
             return None
         try:
-            w = self.windows.prepare(ref, row)
+            return self.windows.prepare(ref, row)
         except FileError as err:
-            if err.code in (ErrorCode.NO_AUDIO_STREAM, ErrorCode.TOO_SHORT):
+            if video and err.code in (ErrorCode.NO_AUDIO_STREAM, ErrorCode.TOO_SHORT):
                 return None
             raise
-        return w if isinstance(w, WindowedFile) else None
 
     def _score_video(self, prepared: dict[int, Prepared], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Face model over every crop of the batch; each video file's probabilities (and frame rows)."""

@@ -134,13 +134,16 @@ class VideoScorer:
             self._model = load_video_model(self.spec, self.model_name)
         return self._model
 
-    def prepare(self, ref: dict[str, Any], row: dict[str, Any], audio: bool = True) -> VideoItem:
+    def prepare(
+        self, ref: dict[str, Any], row: dict[str, Any], audio: bool = True, data: bytes | None = None
+    ) -> VideoItem:
         """Read, decode and crop one video file; its audio features too when it has a usable audio track
-        (and `audio`: a long file's track is scored in windows instead, by the caller)."""
+        (and `audio`: a long file's track is scored in windows instead, by the caller). `data`: its bytes
+        when the caller already read them."""
         from aei_batch.decode.audio import ANALYSIS_SR
         from aei_batch.scoring.inputs import fetch
 
-        data = fetch(ref, self.ctx)
+        data = fetch(ref, self.ctx) if data is None else data
         try:
             dec = self.featuriser.run(
                 decode_faces_and_audio,

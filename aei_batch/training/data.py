@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,42 @@ class LabelledSet:
 AUGMENT_VARIANTS = VARIANTS
 
 
+def _feature_rows(
+    refs: list[FileRef],
+    feature_set: str,
+    *,
+    runner: str,
+    batch_size: int,
+    workers: int | None,
+    progress: bool,
+    desc: str,
+    **stage: Any,
+) -> Iterator[dict[str, Any]]:
+    """`FeatureTableStage` over `refs` on `runner` (the featurisation of training and evaluation): one row
+    per file, with its features or its error, as the batches come back (not in input order)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from aei_batch.runtime.runners import run_stage
+    from aei_batch.scoring.rows import RunContext, refs_to_table
+    from aei_batch.scoring.stage import FeatureTableStage
+
+    ctx = RunContext.new(model_dir="", max_duration_s=600.0)
+    with tqdm(total=len(refs), unit="file", desc=desc, file=sys.stderr, disable=not progress) as bar:
+        for out in run_stage(
+            FeatureTableStage,
+            {"ctx": ctx, "feature_set_name": feature_set, **stage},
+            refs_to_table(refs),
+            runner=runner,
+            batch_size=batch_size,
+            workers=workers,
+        ):
+            for row in out.to_pylist():
+                bar.update(1)
+                yield row
+
+
 def featurise_telephone(
     base: LabelledSet,
     feature_set: str,
@@ -66,31 +103,18 @@ def featurise_telephone(
     """The telephone copies (8 kHz, 300-3,400 Hz, mu-law; features/augment.py) of `base`'s files, featurised
     as scoring an 8 kHz recording would be, by the featurisation stage on `runner` (the copy is made in the
     decoder child from the one decode); files that cannot be decoded are left out."""
-    import sys
-
-    from tqdm import tqdm
-
-    from aei_batch.runtime.runners import run_stage
-    from aei_batch.scoring.rows import RunContext, refs_to_table
-    from aei_batch.scoring.stage import FeatureTableStage
-
     refs = [next(iter(storage.list_inputs(u))) for u in dict.fromkeys(base.uris)]
-    ctx = RunContext.new(model_dir="", max_duration_s=600.0)
-    got: dict[str, list[float]] = {}
-    bar = tqdm(total=len(refs), unit="file", desc="telephone", file=sys.stderr, disable=not progress)
-    for out in run_stage(
-        FeatureTableStage,
-        {"ctx": ctx, "feature_set_name": feature_set, "copy": "telephone"},
-        refs_to_table(refs),
+    rows = _feature_rows(
+        refs,
+        feature_set,
         runner=runner,
         batch_size=batch_size,
         workers=workers,
-    ):
-        for row in out.to_pylist():
-            bar.update(1)
-            if row["features"] is not None:
-                got[row["uri"]] = row["features"]
-    bar.close()
+        progress=progress,
+        desc="telephone",
+        copy="telephone",
+    )
+    got = {row["uri"]: row["features"] for row in rows if row["features"] is not None}
     keep = np.array([u in got for u in base.uris], dtype=bool)
     out_set = base.subset(keep)
     dim = base.X.shape[1] if base.X.ndim == 2 else 0
@@ -135,40 +159,29 @@ def featurise(
     (a telephone copy, two random 2-4 s crops and a crop of the telephone copy: models trained on these
     serve clips, windows of long recordings and call-centre audio, docs/MODELS.md): the rows of the
     files come first, then those of each copy in AUGMENT_VARIANTS order; deterministic for a seed."""
-    import sys
-
-    from tqdm import tqdm
-
-    from aei_batch.runtime.runners import run_stage
-    from aei_batch.scoring.rows import RunContext, refs_to_table
-    from aei_batch.scoring.stage import FeatureTableStage
-
     refs, unlabelled = labelled_refs(source)
-    ctx = RunContext.new(model_dir="", max_duration_s=600.0)
     X, y, actors, uris, more = [], [], [], [], []
     errors = 0
-    bar = tqdm(total=len(refs), unit="file", desc="features", file=sys.stderr, disable=not progress)
-    for out in run_stage(
-        FeatureTableStage,
-        {"ctx": ctx, "feature_set_name": feature_set, "augment_seed": augment_seed},
-        refs_to_table(refs),
+    for row in _feature_rows(
+        refs,
+        feature_set,
         runner=runner,
         batch_size=batch_size,
         workers=workers,
+        progress=progress,
+        desc="features",
+        augment_seed=augment_seed,
     ):
-        for row in out.to_pylist():
-            bar.update(1)
-            if row["features"] is None:
-                errors += 1
-                log.warning("skipping %s: %s %s", row["uri"], row["error_code"], row["error_message"])
-                continue
-            lab = parse_ravdess_name(row["uri"])
-            X.append(row["features"])
-            more.append(row["augmented"])
-            y.append(EMOTIONS.index(str(lab.emotion)))
-            actors.append(lab.actor)
-            uris.append(row["uri"])
-    bar.close()
+        if row["features"] is None:
+            errors += 1
+            log.warning("skipping %s: %s %s", row["uri"], row["error_code"], row["error_message"])
+            continue
+        lab = parse_ravdess_name(row["uri"])
+        X.append(row["features"])
+        more.append(row["augmented"])
+        y.append(EMOTIONS.index(str(lab.emotion)))
+        actors.append(lab.actor)
+        uris.append(row["uri"])
     if not X:
         raise ConfigError(f"none of the {len(refs)} labelled files under {source} could be featurised")
     order = np.argsort(np.array(uris))  # runner output order is not guaranteed; make training deterministic
