@@ -36,6 +36,9 @@ POINTER_FORMAT = "aei-commit-pointer/1"
 _LOST_RACE = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 #: One-time migration of a table written before the pointer existed: the metadata file to adopt.
 ADOPT_ENV = "AEI_ADOPT_METADATA"
+#: How long a table folder holding metadata but no pointer is given to show one: a run creating the table
+#: writes its first metadata file, then the pointer; a concurrent first run can look in between.
+CREATE_GRACE_S = float(os.environ.get("AEI_POINTER_GRACE_S", "10"))
 
 
 def pointer_uri(table_location: str) -> str:
@@ -135,9 +138,24 @@ def _exists(uri: str) -> bool:
     return True
 
 
+def _await_pointer(table_location: str) -> Any:
+    """The pointer, once a concurrent creation publishes it; None after CREATE_GRACE_S (a broken table)."""
+    deadline = time.monotonic() + CREATE_GRACE_S
+    delay = 0.1
+    while time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        current = read_pointer(table_location)
+        if current is not None:
+            return current
+        delay = min(delay * 2, 1.0)
+    return None
+
+
 def committed_metadata(table_location: str) -> str | None:
     """The metadata file the pointer names; None for a table never committed. Broken states fail fast."""
     current = read_pointer(table_location)
+    if current is None and not os.environ.get(ADOPT_ENV) and _metadata_files(table_location):
+        current = _await_pointer(table_location)  # another run may be creating the table right now
     if current is None:
         adopt = os.environ.get(ADOPT_ENV)
         files = _metadata_files(table_location)
