@@ -105,12 +105,13 @@ class RewritePlan:
     survivors: set[tuple[str, int, str]]  # (key, scored_at as int, run_id) of the rows to keep
     replaced: int  # existing rows whose key this run scored again
 
-    def keep_mask(self, rows: pa.Table) -> list[bool]:
-        """Per row of a partition: keep it? (Survivors only, each identity once.)"""
+    def keep_mask(self, rows: pa.Table, seen: set[tuple[str, int, str]] | None = None) -> list[bool]:
+        """Per row of a partition: keep it? (Survivors only, each identity once; pass the same `seen` set
+        for every chunk of one partition read in chunks.)"""
         keys = table_keys(rows).to_pylist()
         stamps = pc.cast(rows[COL.scored_at], pa.int64()).to_pylist()
         runs = rows[COL.run_id].to_pylist()
-        seen: set[tuple[str, int, str]] = set()
+        seen = set() if seen is None else seen
         mask = []
         for ident in zip(keys, stamps, runs, strict=True):
             mask.append(ident in self.survivors and ident not in seen)

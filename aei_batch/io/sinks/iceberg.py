@@ -9,12 +9,17 @@ never touch the table). `commit()` then opens one pyiceberg transaction that
 
 and commits it once. A crash before the commit leaves the table as it was: at most some unreferenced
 data files, which no reader sees. Partitioned by identity(run_date); data files are Parquet (zstd).
+
+The commit streams: the plan reads only the staged rows' key columns, and the append writes the staged
+rows one row group at a time into data files of the same single snapshot (`append_streamed`), so the
+driver's memory at commit time does not grow with the number of rows in the run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import random
@@ -23,18 +28,17 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from aei_batch.errors import AeiError, ConfigError, CredentialsError, StorageError
 from aei_batch.io import storage, tables
 from aei_batch.io.sinks import pointer
-from aei_batch.io.sinks.staging import BufferedParquetWriter
+from aei_batch.io.sinks.staging import BufferedParquetWriter, staged_chunks, staged_columns
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -291,7 +295,7 @@ class TableHandle:
                 hint=f"restore {settings.local_root}/_catalog, or move {location} away to start a new table",
             )
         with catalog_errors(settings, f"creating {settings.table}"):
-            catalog.create_namespace_if_not_exists(settings.namespace)
+            _ensure_namespace(catalog, settings.namespace)
             try:
                 tx = catalog.create_table_transaction(
                     settings.table,
@@ -407,6 +411,46 @@ class TableHandle:
             "gave up, nothing of this commit is in the table",
             hint="run the same command again (reruns are idempotent), or schedule fewer writers per table",
         )
+
+
+def append_streamed(tx: Any, table: Any, chunks: Iterable[pa.Table], props: Mapping[str, str]) -> int:
+    """Append `chunks` to `tx` as ONE snapshot, writing one data file per chunk (and partition) as it comes,
+    so that only one chunk is in memory at a time (pyiceberg's `Transaction.append` takes the whole table;
+    its streaming form is not supported on partitioned tables). Returns the rows appended; with none, the
+    snapshot is still made (it records the commit and its properties)."""
+    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+
+    counter = itertools.count(0)
+    rows = 0
+    metadata = tx.table_metadata
+    with tx.update_snapshot(snapshot_properties=dict(props)).fast_append() as append:
+        for chunk in chunks:
+            if not chunk.num_rows:
+                continue
+            _check_pyarrow_schema_compatible(
+                metadata.schema(), provided_schema=chunk.schema, format_version=metadata.format_version
+            )
+            for data_file in _dataframe_to_data_files(
+                table_metadata=metadata,
+                df=chunk,
+                io=table.io,
+                write_uuid=append.commit_uuid,
+                counter=counter,
+            ):
+                append.append_data_file(data_file)
+            rows += chunk.num_rows
+    return rows
+
+
+def _ensure_namespace(catalog: Any, namespace: str) -> None:
+    """Create `namespace` unless it exists. Two first runs racing may both find it missing; the loser's
+    create then fails (the SQL catalog raises its database's IntegrityError, not NamespaceAlreadyExists),
+    which is fine once the namespace is there."""
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 def _backoff(attempt: int) -> None:
@@ -537,13 +581,12 @@ class IcebergSink:
         self.rows += table.num_rows
         self._staged += table.num_rows
 
-    def _take_staged(self) -> pa.Table:
-        """Every row staged and not committed yet (the staged files stay until their commit lands)."""
+    def _take_staged(self) -> list[Path]:
+        """The files of every row staged and not committed yet (they stay until their commit lands)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        parts = [pq.read_table(p).cast(PREDICTIONS_SCHEMA) for p in self._parts if p.exists()]
-        return pa.concat_tables(parts) if parts else PREDICTIONS_SCHEMA.empty_table()
+        return [p for p in self._parts if p.exists()]
 
     def _committed(self) -> None:
         for part in self._parts:
@@ -557,9 +600,9 @@ class IcebergSink:
         """
         if self._staged == 0:
             return None
-        rows = self._take_staged()
+        staged = self._take_staged()
         tag = f"checkpoint-{self._seq + 1}"
-        self._commit_chunk(rows, tag, properties)
+        self._commit_chunk(staged, self._staged, tag, properties)
         self._committed()
         self._seq += 1
         return self._seq
@@ -570,10 +613,10 @@ class IcebergSink:
         `properties` go into the snapshot summary (e.g. counts); this run's id and mode always do.
         """
         try:
-            rows = self._take_staged()
+            staged = self._take_staged()
             marker_needed = self._seq > 0 or bool(self.resumed)
-            if rows.num_rows or marker_needed or self.mode == tables.MODE_OVERWRITE_RUN_DATE:
-                self._commit_chunk(rows, FINAL, properties)
+            if self._staged or marker_needed or self.mode == tables.MODE_OVERWRITE_RUN_DATE:
+                self._commit_chunk(staged, self._staged, FINAL, properties)
         finally:
             self._cleanup()
         return self.destination
@@ -587,27 +630,27 @@ class IcebergSink:
                 props[PROP_RESUMES] = ",".join(self.resumed)
         return props
 
-    def _commit_chunk(self, rows: pa.Table, tag: str, extra: Mapping[str, str] | None) -> None:
+    def _commit_chunk(
+        self, staged: list[Path], n_rows: int, tag: str, extra: Mapping[str, str] | None
+    ) -> None:
         props = self._props(tag, extra)
         replaced = [0]
+        keys = staged_columns(staged, tables.KEY_COLUMNS, PREDICTIONS_SCHEMA)  # the plan needs only these
 
         def build(tx: Any, table: Any) -> bool:
-            delete_filter, keep, replaced[0] = self._plan(table, rows)
+            delete_filter, keep, replaced[0] = self._plan(table, keys)
             if delete_filter is not None:
                 with warnings.catch_warnings():  # an empty day to overwrite is fine
                     warnings.filterwarnings("ignore", "Delete operation did not match any records")
                     tx.delete(delete_filter, snapshot_properties=props)
-            appended = pa.concat_tables([rows, keep]) if keep.num_rows else rows
-            if appended.num_rows:
-                tx.append(appended, snapshot_properties=props)
-            else:  # nothing to add: an empty snapshot still records the commit (and a final marker)
-                with tx.update_snapshot(snapshot_properties=props).fast_append():
-                    pass
+            # An empty append still makes a snapshot: it records the commit (and a final marker).
+            chunks = itertools.chain(staged_chunks(staged, PREDICTIONS_SCHEMA), [keep])
+            append_streamed(tx, table, chunks, props)
             if os.environ.get(FAIL_BEFORE_COMMIT_ENV) == "1":  # test-only failure injection point
                 raise InjectedCommitFailure(f"{FAIL_BEFORE_COMMIT_ENV}=1: failing right before the commit")
             return True
 
-        what = f"committing {rows.num_rows} rows ({tag}) of run {self.run_id} to {self.settings.table}"
+        what = f"committing {n_rows} rows ({tag}) of run {self.run_id} to {self.settings.table}"
         self.handle.commit(build, what=what, run_id=self.run_id, tag=tag)
         self.replaced += replaced[0]
         snap = self.table.current_snapshot()
@@ -616,9 +659,9 @@ class IcebergSink:
     def _own_runs(self) -> list[str]:
         return [self.run_id, *self.resumed]
 
-    def _plan(self, table: Any, new_rows: pa.Table) -> tuple[Any, pa.Table, int]:
-        """Against `table`'s current state: the delete filter, the rows it catches that must be appended
-        back, and how many rows this chunk replaces.
+    def _plan(self, table: Any, new_keys: pa.Table) -> tuple[Any, pa.Table, int]:
+        """Against `table`'s current state, for the staged rows' keys `new_keys`: the delete filter, the
+        rows it catches that must be appended back, and how many rows this chunk replaces.
 
         Per model version the filter is (model_version = v AND uri IN (uris whose key is re-scored)); it
         can catch rows of the same uri with another etag (history): those are kept. With
@@ -634,11 +677,11 @@ class IcebergSink:
         overwrite = self.mode == tables.MODE_OVERWRITE_RUN_DATE
         if overwrite:
             filters.append(And(_eq(COL.run_date, self.run_date), Not(_in(COL.run_id, own))))
-        if new_rows.num_rows and table.current_snapshot() is not None:
+        if new_keys.num_rows and table.current_snapshot() is not None:
             for version in tables.iter_unique(
-                v for v in new_rows[COL.model_version].to_pylist() if v is not None
+                v for v in new_keys[COL.model_version].to_pylist() if v is not None
             ):
-                mine = new_rows.filter(pc.equal(new_rows[COL.model_version], version))
+                mine = new_keys.filter(pc.equal(new_keys[COL.model_version], version))
                 uris = tables.iter_unique(mine[COL.uri].to_pylist())
                 found = table.scan(
                     row_filter=And(_eq(COL.model_version, version), _in(COL.uri, uris))

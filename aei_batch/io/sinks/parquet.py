@@ -13,15 +13,17 @@ commit removes (the latest `scored_at` per key wins). Use the Iceberg table wher
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aei_batch.io import storage, tables
-from aei_batch.io.sinks.staging import BufferedParquetWriter
+from aei_batch.io.sinks.staging import ROW_GROUP_ROWS, BufferedParquetWriter, staged_chunks
 from aei_batch.records import COL, PREDICTIONS_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -64,37 +66,48 @@ class ParquetSink:
         )
 
     def commit(self) -> str:
-        """Publish the run's rows, replacing earlier rows with the same key; returns this run's file."""
+        """Publish the run's rows, replacing earlier rows with the same key; returns this run's file.
+
+        Streams: the plan reads only key columns, and each partition file is written one chunk at a time
+        (its surviving rows, then this run's staged rows), so memory does not grow with the run or table."""
         if self._writer is None:
             self.write(PREDICTIONS_SCHEMA.empty_table())
         assert self._writer is not None
         self._writer.close()
-        new_rows = pq.read_table(self._staging)
+        new_keys = pq.read_table(self._staging, columns=list(tables.KEY_COLUMNS))
         files = _partition_files(self.output)
         meta_cols = [*tables.KEY_COLUMNS, COL.scored_at, COL.run_id, COL.run_date]
         existing = _read_files(self.output, [f for fs in files.values() for f in fs], meta_cols)
-        plan = tables.plan_rewrite(existing, new_rows, self.mode, self.run_date)
+        plan = tables.plan_rewrite(existing, new_keys, self.mode, self.run_date)
+        del existing
         self.replaced = plan.replaced
         dates = set(plan.affected_dates)
-        if new_rows.num_rows or self.mode == tables.MODE_OVERWRITE_RUN_DATE:
+        if new_keys.num_rows or self.mode == tables.MODE_OVERWRITE_RUN_DATE:
             dates.add(self.run_date)
         published: list[str] = []
         for day in sorted(dates):
-            old = _read_files(self.output, files.get(day, []), None)
-            kept = old.filter(pa.array(plan.keep_mask(old), pa.bool_())) if old.num_rows else old
-            rows = pa.concat_tables([kept, new_rows]) if day == self.run_date else kept
-            if rows.num_rows or day == self.run_date and new_rows.num_rows:
-                published.append(self._publish(rows, partition_path(self.output, day, self.run_id)))
+            chunks: Iterator[pa.Table] = _surviving_chunks(files.get(day, []), plan)
+            if day == self.run_date:
+                chunks = itertools.chain(chunks, staged_chunks([self._staging], PREDICTIONS_SCHEMA))
+            dest = self._publish(chunks, partition_path(self.output, day, self.run_id))
+            if dest is not None:
+                published.append(dest)
         _delete([f for day in dates for f in files.get(day, []) if f not in published])  # after publishing
         self._cleanup()
         return self.destination
 
-    def _publish(self, rows: pa.Table, dest_uri: str) -> str:
-        """Write `rows` as one Parquet file that appears atomically at `dest_uri`."""
+    def _publish(self, chunks: Iterator[pa.Table], dest_uri: str) -> str | None:
+        """Write `chunks` as one Parquet file that appears atomically at `dest_uri` (None: no rows)."""
         local = self._dir / f"publish-{abs(hash(dest_uri))}.parquet"
-        rows = rows.select(PREDICTIONS_SCHEMA.names).cast(PREDICTIONS_SCHEMA)
-        pq.write_table(rows, local, compression="zstd")
-        return storage.publish(local, dest_uri)
+        writer = BufferedParquetWriter(local, PREDICTIONS_SCHEMA)
+        rows = 0
+        try:
+            for chunk in chunks:
+                writer.write_table(chunk.select(PREDICTIONS_SCHEMA.names).cast(PREDICTIONS_SCHEMA))
+                rows += chunk.num_rows
+        finally:
+            writer.close()
+        return storage.publish(local, dest_uri) if rows else None
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -119,6 +132,18 @@ def _partition_files(output: str) -> dict[str, list[str]]:
         ):
             found.setdefault(part[len("run_date=") :], []).append(f"{root}/{name}")
     return found
+
+
+def _surviving_chunks(uris: list[str], plan: tables.RewritePlan) -> Iterator[pa.Table]:
+    """The rows of a partition's files that survive `plan`, read and filtered a batch at a time."""
+    if not uris:
+        return
+    seen: set[tuple[str, int, str]] = set()
+    for batch in _files_dataset(uris).to_batches(batch_size=ROW_GROUP_ROWS):
+        chunk = pa.Table.from_batches([batch])
+        kept = chunk.filter(pa.array(plan.keep_mask(chunk, seen), pa.bool_()))
+        if kept.num_rows:
+            yield kept
 
 
 def _read_files(output: str, uris: list[str], columns: list[str] | None) -> pa.Table:

@@ -20,15 +20,18 @@ and the rerun replaces them.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import shutil
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from aei_batch.io import storage, tables
+from aei_batch.io.sinks.iceberg import append_streamed
+from aei_batch.io.sinks.staging import BufferedParquetWriter, staged_chunks
 from aei_batch.records import COL, SEGMENTS_SCHEMA
 
 SEGMENTS_FOLDER = "segments"
@@ -50,18 +53,18 @@ class _Staging:
     def __init__(self, run_id: str) -> None:
         self._dir = storage.temp_dir(f"aei-segments-{run_id}-")  # removed at exit, even on SIGTERM
         self.path = self._dir / "segments.parquet"
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: BufferedParquetWriter | None = None
         self.rows = 0
 
     def write(self, segs: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, SEGMENTS_SCHEMA, compression="zstd")
+        if self._writer is None:  # whole row groups, not one per batch (staging.py)
+            self._writer = BufferedParquetWriter(self.path, SEGMENTS_SCHEMA)
         self._writer.write_table(segs.cast(SEGMENTS_SCHEMA))
         self.rows += segs.num_rows
 
     def close(self) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, SEGMENTS_SCHEMA, compression="zstd")
+            self._writer = BufferedParquetWriter(self.path, SEGMENTS_SCHEMA)
         self._writer.close()
 
     def cleanup(self) -> None:
@@ -169,7 +172,8 @@ class IcebergSegmentsSink:
         if scored_keys is not None and scored_keys.num_rows:
             self._pending_keys.append(scored_keys.select(list(tables.KEY_COLUMNS)))
         keys = pa.concat_tables(self._pending_keys) if self._pending_keys else None
-        new = pa.concat_tables([pq.read_table(p.path).cast(SEGMENTS_SCHEMA) for p in self._pending])
+        paths = [Path(p.path) for p in self._pending]
+        n_new = sum(p.rows for p in self._pending)
         props = {**(properties or {}), "aei.run-id": self.run_id, "aei.mode": self.mode, "aei.commit": tag}
         ex = _expressions()
         own = [self.run_id, *self.resumed]
@@ -183,18 +187,18 @@ class IcebergSegmentsSink:
                 filters.append(
                     ex.And(ex.EqualTo(COL.run_date, self.run_date), ex.Not(ex.In(COL.run_id, own)))
                 )
-            if not filters and new.num_rows == 0:
+            if not filters and n_new == 0:
                 return False
             if filters:
                 with warnings.catch_warnings():  # an empty day to overwrite is fine
                     warnings.filterwarnings("ignore", "Delete operation did not match any records")
                     tx.delete(filters[0] if len(filters) == 1 else ex.Or(*filters), snapshot_properties=props)
-            rows = pa.concat_tables([new, keep]) if keep.num_rows else new
-            if rows.num_rows:
-                tx.append(rows, snapshot_properties=props)
+            if n_new or keep.num_rows:  # one chunk in memory at a time (iceberg.append_streamed)
+                chunks = itertools.chain(staged_chunks(paths, SEGMENTS_SCHEMA), [keep])
+                append_streamed(tx, table, chunks, props)
             return True
 
-        what = f"committing {new.num_rows} segment rows ({tag}) of run {self.run_id} to {self.settings.table}"
+        what = f"committing {n_new} segment rows ({tag}) of run {self.run_id} to {self.settings.table}"
         done = self.handle.commit(build, what=what, run_id=self.run_id, tag=tag)
         for pending in self._pending:  # landed (or nothing to commit): never committed again
             pending.cleanup()

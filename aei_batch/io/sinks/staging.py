@@ -4,11 +4,13 @@ The driver receives rows in small batches (one per worker batch, 16 files by def
 come, each would become a row group of 16 rows: 1,250 row groups for 20,000 files, whose metadata made
 reading the staging file back at commit time cost about 450 MB of driver memory (bench/bench_scale.py,
 docs/PERFORMANCE.md). Batches are buffered here and written `ROW_GROUP_ROWS` rows at a time instead
-(about 2 MB of rows held at most).
+(about 2 MB of rows held at most). At commit time the sinks read the staging back the same way,
+a chunk at a time (`staged_chunks`), and plan with the key columns only (`staged_columns`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,3 +44,32 @@ class BufferedParquetWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+def staged_chunks(
+    paths: Iterable[Path], schema: pa.Schema, *, min_rows: int = ROW_GROUP_ROWS
+) -> Iterator[pa.Table]:
+    """The rows of local staging files in chunks of at least `min_rows` rows (the last may be smaller),
+    read a row group at a time and cast to `schema`: each chunk becomes a data file of the commit."""
+    held: list[pa.Table] = []
+    n = 0
+    for path in paths:
+        if not path.exists():
+            continue
+        pf = pq.ParquetFile(path, pre_buffer=False)
+        for i in range(pf.num_row_groups):
+            group = pf.read_row_group(i).cast(schema)
+            held.append(group)
+            n += group.num_rows
+            if n >= min_rows:
+                yield pa.concat_tables(held).combine_chunks()
+                held, n = [], 0
+    if held:
+        yield pa.concat_tables(held).combine_chunks()
+
+
+def staged_columns(paths: Iterable[Path], columns: Sequence[str], schema: pa.Schema) -> pa.Table:
+    """Only `columns` of local staging files (the keys a commit plans with), as one table."""
+    parts = [pq.read_table(p, columns=list(columns)) for p in paths if p.exists()]
+    target = pa.schema([schema.field(c) for c in columns])
+    return pa.concat_tables([t.cast(target) for t in parts]) if parts else target.empty_table()
