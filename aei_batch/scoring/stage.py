@@ -323,13 +323,29 @@ def gather_stats(pending: pa.Table, stats: RunStats) -> None:
         stats.add_many(g, X[sel])
 
 
+#: rows the driver normalises and predicts at a time when it finishes pending rows: the float64 copies
+#: of normalisation and the models' intermediates are per block (a 2,048-row chunk at once took the
+#: driver 60-100 MiB above the rest of the run, bench/bench_scale.py), and rows are independent
+PREDICT_BLOCK = 256
+
+
+def _predict_in_blocks(predictor: Predictor, X: np.ndarray, group_stats: list[Any]) -> np.ndarray:
+    blocks = [
+        predictor.predict(
+            predictor.transform.apply(X[i : i + PREDICT_BLOCK], group_stats[i : i + PREDICT_BLOCK])
+        )
+        for i in range(0, len(X), PREDICT_BLOCK)
+    ]
+    return np.concatenate(blocks) if blocks else np.zeros((0, len(PROB_COLUMNS)))
+
+
 def finish_pending(pending: pa.Table, stats: RunStats, predictor: Predictor, ctx: RunContext) -> pa.Table:
     """Driver side: pending rows -> finished predictions rows, with the run's speaker statistics."""
-    groups = pending[GROUP_COLUMN].to_pylist()
+    group_stats = [stats.get(g) for g in pending[GROUP_COLUMN].to_pylist()]
     X = feature_matrix(pending[FEATURES_COLUMN])
     rows = pending.drop_columns([GROUP_COLUMN, FEATURES_COLUMN]).to_pylist()
     try:
-        proba = predictor.predict(predictor.transform.apply(X, [stats.get(g) for g in groups]))
+        proba = _predict_in_blocks(predictor, X, group_stats)
     except Exception as exc:  # noqa: BLE001 - a model failure becomes rows, like in the workers
         for row in rows:
             fill_error(row, ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}")

@@ -1,9 +1,8 @@
-"""The speaker-adaptive driver's spill of pending rows: bounded row groups, read back one at a time, rows
-back in order and complete, vectors converted without a Python float per value."""
+"""The speaker-adaptive driver's spill of pending rows: bounded record batches in an Arrow IPC file, read
+back one at a time, rows back in order and complete, vectors converted without a Python float per value."""
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from aei_batch.records import COL
 from aei_batch.scoring.job import _PendingSpill
@@ -28,8 +27,9 @@ def test_spill_writes_bounded_row_groups_and_gives_every_row_back_once(monkeypat
         for start in range(0, n, 16):
             spill.write(_batch(start, min(16, n - start)))
         chunks = list(spill.chunks())
-        meta = pq.ParquetFile(f"{spill._dir}/pending.parquet").metadata
-        assert meta.num_row_groups == len(chunks) <= 11  # batches gathered, not a row group per batch
+        with pa.OSFile(f"{spill._dir}/pending.arrow", "rb") as src:
+            batches = pa.ipc.open_file(src).num_record_batches
+        assert batches == len(chunks) <= 11  # batches gathered, not a record batch per 16-file batch
         assert all(c.num_rows <= 2 * 100 for c in chunks)  # one group at a time, never the whole spill
     uris = [u for c in chunks for u in c[COL.uri].to_pylist()]
     assert uris == [f"/in/{i:06d}.wav" for i in range(n)]
