@@ -147,6 +147,33 @@ def test_rewritten_card_cannot_smuggle_a_disallowed_type(tmp_path: Path, trained
         load_model(str(model), sk_name)
 
 
+@pytest.mark.parametrize("runner", ["pool", "ray"])
+def test_scoring_refuses_a_disallowed_type_and_commits_nothing(
+    tmp_path: Path, trained_model: Path, runner: str
+) -> None:
+    """`score` on every runner: the Ray driver defers its own classifier load (models/loader.py,
+    defer_classifier), so the refusal comes from the workers' load; it must still end the run with the
+    model's exit code and no table rows."""
+    from aei_batch.io.sinks import read_predictions
+    from aei_batch.models.card import sha256_file
+
+    model = Path(shutil.copytree(trained_model, tmp_path / "model"))
+    card = json.loads((model / "card.json").read_text())
+    art = model / card["models"][card["default_model"]]["file"]
+    _malicious_skops(art)
+    card["models"][card["default_model"]]["sha256"] = sha256_file(art)
+    (model / "card.json").write_text(json.dumps(card))
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        (src / f"clip{i}.wav").write_bytes(M.noise_wav_bytes(seconds=0.5, seed=i))
+    out = tmp_path / "out"
+    done = run_cli("score", str(src), "-m", str(model), "-o", str(out), "--runner", runner, "--no-progress")
+    assert done.returncode == ExitCode.MODEL, done.stderr[-2000:]
+    assert "not allowed" in done.stderr and "Traceback" not in done.stderr
+    assert read_predictions(str(out)).num_rows == 0
+
+
 def _upload_model(s3: SeaweedS3, bucket: str, model: Path, prefix: str, edit: Any) -> str:
     client = s3.client()
     card = json.loads((model / "card.json").read_text())
