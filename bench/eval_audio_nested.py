@@ -17,8 +17,10 @@ in two modes: per file (no speaker statistics) and speaker-adaptive (z-score per
 files; a call channel's windows with that channel's window statistics, the training's global ones
 under --min-speaker-files windows, as the pipeline does).
 
-Rows: `default` = voice_audio + blend (select=accuracy) trained on clips, telephone copies and
-random 2-4 s crops (what `aei-batch train` does now); `blend_logloss` = the same, select=logloss;
+Rows: `default` = voice_audio + blend (select=accuracy among the candidates and every pair of them)
+trained on clips, telephone copies and random 2-4 s crops (what `aei-batch train` does now);
+`blend_single` = the same choosing among single candidates only (combos=(), the default until
+2026-11-30 06:00); `blend_logloss` = the same, select=logloss;
 `before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
 ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's
 cache; skipped when absent) with shrunk LDA, logistic regression and RBF SVC. Skips (exit 0) when the
@@ -208,7 +210,9 @@ def main() -> int:
     ap.add_argument("--cache-dir", default="/work/wt/cache")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--min-speaker-files", type=int, default=10)
-    ap.add_argument("--rows", default="default,before,opensmile", help="also: blend_full, blend_logloss")
+    ap.add_argument(
+        "--rows", default="default,before,opensmile", help="also: blend_single, blend_full, blend_logloss"
+    )
     ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-calls", action="store_true", help="clips and telephone copies only")
@@ -247,6 +251,16 @@ def main() -> int:
             clips,
             calls,
             lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
+            **common,
+        )
+    if "blend_single" in rows:  # the blend choosing one candidate, no pairs (the previous default)
+        results += run_row(
+            "voice_audio+blend single (aug)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim, {"blend": {"combos": ()}})[0],
             cols=None,
             variants=TRAIN_VARIANTS["aug"],
             **common,
