@@ -87,6 +87,7 @@ def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
     """What the card says about the training copies (empty without augmentation)."""
     if train.variants is None:
         return {}
+    from aei_batch.features.augment import SPEEDS
     from aei_batch.training.data import AUGMENT_VARIANTS
 
     counts = np.bincount(train.variant_ids, minlength=len(AUGMENT_VARIANTS))
@@ -97,6 +98,7 @@ def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
             },
             "telephone": "8 kHz, 300-3400 Hz band-pass, 8-bit mu-law (features/augment.py)",
             "crops_s": [2.0, 4.0],
+            "speeds": list(SPEEDS),
             "weak_on": "measured in docs/MODELS.md (nested CV): 3 s windows of calls 56-58 %, telephone "
             "copies 6 points under full band (speaker-adaptive); acted RAVDESS speech only",
         }

@@ -42,9 +42,9 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
     )
     card = run_train(opts)
     assert card.default_model == "blend"
-    assert card.training["n_train"] == 5 * 24  # 3 actors x 8 files, each with 4 augmented copies
+    assert card.training["n_train"] == 7 * 24  # 3 actors x 8 files, each with 6 augmented copies
     assert card.models["blend"].heldout["n"] == 8  # actor 20's files, no copies
-    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0v2.npz"))
+    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0v3.npz"))
     saved = json.loads((tmp_path / "m" / "card.json").read_text())
     assert saved["feature_set"]["name"] == "voice_audio"
     assert saved["options"]["augmentation"]["copies"] == {
@@ -53,7 +53,10 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
         "2:crop": 24,
         "3:crop": 24,
         "4:telephone_crop": 24,
+        "5:speed_0.9": 24,
+        "6:speed_1.1": 24,
     }
+    assert saved["options"]["augmentation"]["speeds"] == [0.9, 1.1]
     from aei_batch.models.tabular import SklearnClassifier
 
     model = SklearnClassifier.load("blend", tmp_path / "m" / "blend.skops")
