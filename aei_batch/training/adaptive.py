@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def augment_on(opts: TrainOptions) -> bool:
-    """Whether training adds telephone copies and random crops (`augment`; None = on for `voice_audio`)."""
+    """Whether training adds telephone copies, random crops and speed copies (`augment`; None = on for
+    `voice_audio`)."""
     flag = getattr(opts, "augment", None)
     return bool(flag) if flag is not None else opts.feature_set == "voice_audio"
 
