@@ -18,8 +18,9 @@ files; a call channel's windows with that channel's window statistics, the train
 under --min-speaker-files windows, as the pipeline does).
 
 Rows: `default` = voice_audio + blend (select=accuracy among the candidates and every pair of them)
-trained on clips, telephone copies, random 2-4 s crops and 0.9x / 1.1x speed copies (what `aei-batch
-train` does now); `no_speed` = the same without the speed copies; `blend_single` = that, choosing among
+trained on clips, telephone copies, random 2-4 s crops, 0.9x / 1.1x speed copies and their telephone
+copies (what `aei-batch train` does now); `speed_only` = without the speed copies' telephone copies;
+`no_speed` = without any speed copies; `blend_single` = that, choosing among
 single candidates only (combos=(): the default before 2026-11-30 06:00); `blend_logloss` = the
 single-candidate blend with select=logloss (no speed copies);
 `before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
@@ -44,9 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DEFAULT_DATA = "/work/shared/datasets/ravdess-speech"
 #: rows of each file the model trains on: 0 the file, 1 telephone, 2-3 crops, 4 telephone crop, 5-6 speed
-#: x0.9 / x1.1 (features/augment.py VARIANTS); "aug" = what `aei-batch train` does, "aug_v2" = before the
-#: speed copies
-TRAIN_VARIANTS = {"full": (0,), "aug_v2": (0, 1, 2, 3, 4), "aug": (0, 1, 2, 3, 4, 5, 6)}
+#: x0.9 / x1.1, 7-8 their telephone copies (features/augment.py VARIANTS); "aug" = what `aei-batch train`
+#: does, "aug_speed" = without the telephone copies of the speed copies, "aug_v2" = before the speed copies
+TRAIN_VARIANTS = {
+    "full": (0,),
+    "aug_v2": (0, 1, 2, 3, 4),
+    "aug_speed": (0, 1, 2, 3, 4, 5, 6),
+    "aug": (0, 1, 2, 3, 4, 5, 6, 7, 8),
+}
 
 
 def _zscore(X: np.ndarray, keys: list[str], g: Any, min_files: int) -> np.ndarray:
@@ -238,7 +244,7 @@ def main() -> int:
     cache = Path(args.cache_dir)
     clips = _corpus.build_clips(args.data, "voice_audio", cache, args.workers)
     speed = _corpus.build_speed(args.data, "voice_audio", cache, args.workers)
-    clips["X"] = np.concatenate([clips["X"], speed], axis=1)  # variants 5, 6
+    clips["X"] = np.concatenate([clips["X"], speed], axis=1)  # variants 5-8
     calls = (
         None if args.no_calls else _corpus.build_calls(args.data, "voice_audio", cache, workers=args.workers)
     )
@@ -253,12 +259,22 @@ def main() -> int:
     dim = clips["X"].shape[2]
     if "default" in rows:
         results += run_row(
-            "voice_audio+blend (aug+speed)",
+            "voice_audio+blend (aug+speed+tel)",
             clips,
             calls,
             lambda: build_models(["blend"], 0, dim)[0],
             cols=None,
             variants=TRAIN_VARIANTS["aug"],
+            **common,
+        )
+    if "speed_only" in rows:  # speed copies without their telephone copies
+        results += run_row(
+            "voice_audio+blend (aug+speed, no tel-speed)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug_speed"],
             **common,
         )
     if "no_speed" in rows:  # the copies of before the speed copies

@@ -1,7 +1,7 @@
 """Which blend options help: one pass of fits, then every selection and calibration rule offline.
 
     python bench/eval_blend_options.py collect OUT.npz [--norm z|rank|robust] [--modes 0,1]
-        [--speed] [--base4] [--inner-folds 3] [--cache-dir /work/wt/cache]
+        [--speed | --tel-speed] [--base4] [--inner-folds 3] [--cache-dir /work/wt/cache]
     python bench/eval_blend_options.py report OUT.npz [--rule NAME ...]
 
 `collect` runs the outer 5-fold actor-grouped CV of bench/eval_audio_nested.py (same folds, features,
@@ -16,7 +16,8 @@ does; `report` reproduces bench/eval_audio_nested.py's `default` row to the thir
 
 Speaker normalisation (`--norm`, speaker-adaptive mode only): z = mean/SD per speaker group (what the
 pipeline does), rank = each feature's rank within the group through the normal inverse CDF, robust =
-median and IQR/1.349. `--speed` adds the 0.9x / 1.1x speed copies (bench/_corpus.py build_speed).
+median and IQR/1.349. `--speed` adds the 0.9x / 1.1x speed copies (bench/_corpus.py build_speed),
+`--tel-speed` those and their telephone copies (what `aei-batch train` does).
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ def collect(a: argparse.Namespace) -> None:
     calls = _corpus.build_calls(a.data, "voice_audio", cache, workers=1)
     X3, y, actors = clips["X"], clips["y"], clips["actors"]
     variants: tuple[int, ...] = (0, 1, 2, 3, 4)
-    if a.speed:
+    if a.speed or a.tel_speed:  # copies 5-6: speed x0.9 / x1.1, 7-8: their telephone copies
         X3 = np.concatenate([X3, _corpus.build_speed(a.data, "voice_audio", cache, 1)], axis=1)
-        variants = (0, 1, 2, 3, 4, 5, 6)
+        variants = (0, 1, 2, 3, 4, 5, 6, 7, 8) if a.tel_speed else (0, 1, 2, 3, 4, 5, 6)
     cands = candidates(a.base4)
     store: dict[str, np.ndarray] = {"names": np.array([c[0] for c in cands])}
     for sa in (m == "1" for m in a.modes.split(",")):
@@ -254,7 +255,10 @@ def main() -> int:
     ap.add_argument("--cache-dir", default="/work/wt/cache")
     ap.add_argument("--norm", default="z", choices=("z", "rank", "robust"))
     ap.add_argument("--modes", default="0,1")
-    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--speed", action="store_true", help="add the speed copies")
+    ap.add_argument(
+        "--tel-speed", action="store_true", help="add the speed copies and their telephone copies"
+    )
     ap.add_argument("--base4", action="store_true", help="the blend's four candidates only")
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--rule", action="append", help="report: selection rule(s) (default: all)")

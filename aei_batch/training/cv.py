@@ -78,7 +78,7 @@ def cached_featurise(
     refs, _ = labelled_refs(source)
     key = cache_key(source, feature_set, [r.uri for r in refs], [r.size for r in refs])
     # v2: each file's copies are seeded by its name (features/augment.py file_seed), not its position;
-    # v3: two speed copies (x0.9, x1.1) after the four copies of v2
+    # v3: two speed copies (x0.9, x1.1) and their telephone copies after the four copies of v2
     suffix = "" if augment_seed is None else f"-aug{augment_seed}v3"
     path = Path(cache_dir).expanduser() / f"{key}{suffix}.npz"
     if path.is_file():

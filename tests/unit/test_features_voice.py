@@ -102,7 +102,7 @@ def test_speed_copy_is_shorter_and_higher_by_the_factor():
         speed(y, sr, 0.0)
 
 
-def test_copies_follow_the_variants_and_end_with_the_speed_copies():
+def test_copies_follow_the_variants_and_end_with_the_speed_copies_and_their_telephone_copies():
     sr = 22050
     y = 0.1 * np.random.default_rng(0).normal(size=3 * sr).astype(np.float32)
     out = copies(y, sr, seed=5)
@@ -110,9 +110,11 @@ def test_copies_follow_the_variants_and_end_with_the_speed_copies():
     tel = telephone(y, sr)
     before = [tel, random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]
     assert all(np.array_equal(a, b) for a, b in zip(out[:4], before, strict=True))
-    assert len(out) == len(VARIANTS) - 1 and VARIANTS[-len(SPEEDS) :] == ("speed_0.9", "speed_1.1")
-    for z, f in zip(out[-len(SPEEDS) :], SPEEDS, strict=True):
+    assert len(out) == len(VARIANTS) - 1
+    assert VARIANTS[5:] == ("speed_0.9", "speed_1.1", "telephone_speed_0.9", "telephone_speed_1.1")
+    for z, t, f in zip(out[4:6], out[6:8], SPEEDS, strict=True):
         np.testing.assert_array_equal(z, speed(y, sr, f))
+        np.testing.assert_array_equal(t, telephone(speed(y, sr, f), sr))
 
 
 # ------------------------------------------------- the single-pass block against the reference it replaced

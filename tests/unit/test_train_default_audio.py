@@ -42,7 +42,7 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
     )
     card = run_train(opts)
     assert card.default_model == "blend"
-    assert card.training["n_train"] == 7 * 24  # 3 actors x 8 files, each with 6 augmented copies
+    assert card.training["n_train"] == 9 * 24  # 3 actors x 8 files, each with 8 augmented copies
     assert card.models["blend"].heldout["n"] == 8  # actor 20's files, no copies
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0v3.npz"))
     saved = json.loads((tmp_path / "m" / "card.json").read_text())
@@ -55,6 +55,8 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
         "4:telephone_crop": 24,
         "5:speed_0.9": 24,
         "6:speed_1.1": 24,
+        "7:telephone_speed_0.9": 24,
+        "8:telephone_speed_1.1": 24,
     }
     assert saved["options"]["augmentation"]["speeds"] == [0.9, 1.1]
     from aei_batch.models.tabular import SklearnClassifier
