@@ -211,6 +211,7 @@ def render_model_card(card: ModelCard) -> str:
             f"{'-'.join(f'{x:g}' for x in augmentation.get('crops_s') or [])} s crops, a crop of the "
             "telephone copy"
             + "".join(f", the file at {x:g}x speed" for x in augmentation.get("speeds") or [])
+            + (" (each speed copy also as a telephone copy)" if augmentation.get("speeds") else "")
             + "."
         )
     lines += _evaluation(card, mode)

@@ -59,6 +59,10 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
         "8:telephone_speed_1.1": 24,
     }
     assert saved["options"]["augmentation"]["speeds"] == [0.9, 1.1]
+    card_md = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert (
+        "the file at 0.9x speed, the file at 1.1x speed (each speed copy also as a telephone copy)" in card_md
+    )
     from aei_batch.models.tabular import SklearnClassifier
 
     model = SklearnClassifier.load("blend", tmp_path / "m" / "blend.skops")
