@@ -4,6 +4,8 @@ clips: every labelled file in five versions, featurised with one feature set:
   full      the clip at the analysis rate (what `aei-batch score` featurises)
   tel       its telephone copy (8 kHz, 300-3,400 Hz, mu-law; features/augment.py), back at the analysis rate
   crop1/2   random 2-4 s crops of the clip, crop3 of the telephone copy (training augmentation only)
+speed: each clip at 0.9 and 1.1 times its speed (features/augment.py `speed`), then those two as telephone
+  copies (training augmentation only), cached in a file of their own so that the clips' cache stays valid
 calls: generated call recordings of each actor's clips, scored as `--segments on` does (3 s windows
   every 1.5 s, the pipeline's own windowing, trimming and voice gate from scoring/windows.py):
   mono16k   one actor per call, 20 clips joined with 1-2 s pauses, 16 kHz mono
@@ -101,6 +103,39 @@ def build_clips(data: str, fs_name: str, cache: Path, workers: int = 2) -> dict[
     np.savez_compressed(path, **out)  # type: ignore[arg-type]
     print(f"clips {fs_name}: {X.shape} in {secs:.0f}s", file=sys.stderr)
     return out
+
+
+def _speed_job(args: tuple[str, str]) -> np.ndarray:
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import SPEEDS, speed, telephone
+
+    path, fs_name = args
+    fs = get_feature_set(fs_name)
+    y = _load(path)
+    fast = [speed(y, ANALYSIS_SR, f) for f in SPEEDS]
+    fast += [telephone(f, ANALYSIS_SR) for f in fast]
+    return np.stack([fs.extract(f, ANALYSIS_SR) for f in fast])
+
+
+def build_speed(data: str, fs_name: str, cache: Path, workers: int = 2) -> np.ndarray:
+    """(files, 2 * len(SPEEDS), dim): the speed copies' features, then their telephone copies', in
+    `build_clips`'s file order (training's VARIANTS 5-8)."""
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import SPEEDS
+
+    fs = get_feature_set(fs_name)
+    files = list_files(data)
+    tag = "-".join(f"{f:g}" for f in SPEEDS)
+    path = cache / f"speed{tag}tel-{fs.name}-{fs.param_hash}-{len(files)}.npz"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)["X"]  # type: ignore[no-any-return]
+    t0 = time.perf_counter()
+    with _pool(workers) as pool:
+        X = np.stack(pool.map(_speed_job, [(f, fs_name) for f in files], chunksize=8)).astype(np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, X=X, uris=np.array(files))
+    print(f"speed copies {fs_name}: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    return X
 
 
 def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]:

@@ -17,8 +17,12 @@ in two modes: per file (no speaker statistics) and speaker-adaptive (z-score per
 files; a call channel's windows with that channel's window statistics, the training's global ones
 under --min-speaker-files windows, as the pipeline does).
 
-Rows: `default` = voice_audio + blend (select=accuracy) trained on clips, telephone copies and
-random 2-4 s crops (what `aei-batch train` does now); `blend_logloss` = the same, select=logloss;
+Rows: `default` = voice_audio + blend (select=accuracy among the candidates and every pair of them)
+trained on clips, telephone copies, random 2-4 s crops, 0.9x / 1.1x speed copies and their telephone
+copies (what `aei-batch train` does now); `speed_only` = without the speed copies' telephone copies;
+`no_speed` = without any speed copies; `blend_single` = that, choosing among
+single candidates only (combos=(): the default before 2026-11-30 06:00); `blend_logloss` = the
+single-candidate blend with select=logloss (no speed copies);
 `before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
 ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's
 cache; skipped when absent) with shrunk LDA, logistic regression and RBF SVC. Skips (exit 0) when the
@@ -40,7 +44,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DEFAULT_DATA = "/work/shared/datasets/ravdess-speech"
-TRAIN_VARIANTS = {"full": (0,), "aug": (0, 1, 2, 3, 4)}
+#: rows of each file the model trains on: 0 the file, 1 telephone, 2-3 crops, 4 telephone crop, 5-6 speed
+#: x0.9 / x1.1, 7-8 their telephone copies (features/augment.py VARIANTS); "aug" = what `aei-batch train`
+#: does, "aug_speed" = without the telephone copies of the speed copies, "aug_v2" = before the speed copies
+TRAIN_VARIANTS = {
+    "full": (0,),
+    "aug_v2": (0, 1, 2, 3, 4),
+    "aug_speed": (0, 1, 2, 3, 4, 5, 6),
+    "aug": (0, 1, 2, 3, 4, 5, 6, 7, 8),
+}
 
 
 def _zscore(X: np.ndarray, keys: list[str], g: Any, min_files: int) -> np.ndarray:
@@ -208,7 +220,9 @@ def main() -> int:
     ap.add_argument("--cache-dir", default="/work/wt/cache")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--min-speaker-files", type=int, default=10)
-    ap.add_argument("--rows", default="default,before,opensmile", help="also: blend_full, blend_logloss")
+    ap.add_argument(
+        "--rows", default="default,before,opensmile", help="also: blend_single, blend_full, blend_logloss"
+    )
     ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-calls", action="store_true", help="clips and telephone copies only")
@@ -229,6 +243,8 @@ def main() -> int:
 
     cache = Path(args.cache_dir)
     clips = _corpus.build_clips(args.data, "voice_audio", cache, args.workers)
+    speed = _corpus.build_speed(args.data, "voice_audio", cache, args.workers)
+    clips["X"] = np.concatenate([clips["X"], speed], axis=1)  # variants 5-8
     calls = (
         None if args.no_calls else _corpus.build_calls(args.data, "voice_audio", cache, workers=args.workers)
     )
@@ -243,7 +259,7 @@ def main() -> int:
     dim = clips["X"].shape[2]
     if "default" in rows:
         results += run_row(
-            "voice_audio+blend (aug)",
+            "voice_audio+blend (aug+speed+tel)",
             clips,
             calls,
             lambda: build_models(["blend"], 0, dim)[0],
@@ -251,14 +267,44 @@ def main() -> int:
             variants=TRAIN_VARIANTS["aug"],
             **common,
         )
-    if "blend_logloss" in rows:  # the blend choosing members and weights by inner log-loss
+    if "speed_only" in rows:  # speed copies without their telephone copies
         results += run_row(
-            "voice_audio+blend select=logloss (aug)",
+            "voice_audio+blend (aug+speed, no tel-speed)",
             clips,
             calls,
-            lambda: build_models(["blend"], 0, dim, {"blend": {"select": "logloss"}})[0],
+            lambda: build_models(["blend"], 0, dim)[0],
             cols=None,
-            variants=TRAIN_VARIANTS["aug"],
+            variants=TRAIN_VARIANTS["aug_speed"],
+            **common,
+        )
+    if "no_speed" in rows:  # the copies of before the speed copies
+        results += run_row(
+            "voice_audio+blend (aug, no speed)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug_v2"],
+            **common,
+        )
+    if "blend_single" in rows:  # the blend choosing one candidate, no pairs, no speed (the previous default)
+        results += run_row(
+            "voice_audio+blend single (aug, no speed)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim, {"blend": {"combos": ()}})[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug_v2"],
+            **common,
+        )
+    if "blend_logloss" in rows:  # the blend choosing members and weights by inner log-loss
+        results += run_row(
+            "voice_audio+blend select=logloss (aug, no speed)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim, {"blend": {"select": "logloss", "combos": ()}})[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug_v2"],
             **common,
         )
     if "blend_full" in rows:

@@ -1,4 +1,4 @@
-"""Training-time audio augmentation: telephone copies and random crops (docs/MODELS.md).
+"""Training-time audio augmentation: telephone copies, random crops and speed copies (docs/MODELS.md).
 
 Call-centre audio is 8 kHz, band-limited and companded, and long recordings are scored in windows; a
 model trained on whole wideband clips only sees neither. These functions make such copies of a
@@ -7,6 +7,10 @@ training clip at the analysis rate, deterministically for a given random generat
 * `telephone`: resample to 8 kHz, band-pass 300-3,400 Hz (4th-order Butterworth), 8-bit mu-law
   (G.711-style) quantisation and back, then up to the analysis rate again as the decoder would.
 * `random_crop`: a 2-4 s excerpt at a uniformly random position (the whole clip when shorter).
+* `speed`: the clip played `factor` times faster (tempo and pitch together, as a tape or a resampler
+  would: ×0.9 and ×1.1), which makes new voices out of the training speakers' (Ko et al., 2015, for speech
+  recognition), and their telephone copies. docs/MODELS.md: +5.3 points per file, +2.2 speaker-adaptive
+  in the nested CV, telephone copies +5.5 / +3.2.
 """
 
 from __future__ import annotations
@@ -63,8 +67,30 @@ def random_crop(
     return y[start : start + n]
 
 
+def speed(y: np.ndarray, sr: int, factor: float) -> np.ndarray:
+    """The clip `factor` times faster (shorter, and higher by the same ratio), at the same rate `sr`."""
+    import soxr
+
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    return soxr.resample(np.asarray(y, dtype=np.float32), int(round(sr * factor)), sr).astype(np.float32)  # type: ignore[no-any-return]
+
+
+#: the speed factors of the speed copies
+SPEEDS = (0.9, 1.1)
+
 #: the copies `copies` makes of a training clip, after the clip itself (row order of training's matrices)
-VARIANTS = ("file", "telephone", "crop", "crop", "telephone_crop")
+VARIANTS = (
+    "file",
+    "telephone",
+    "crop",
+    "crop",
+    "telephone_crop",
+    "speed_0.9",
+    "speed_1.1",
+    "telephone_speed_0.9",
+    "telephone_speed_1.1",
+)
 
 
 def file_seed(seed: int, uri: str) -> int:
@@ -76,8 +102,11 @@ def file_seed(seed: int, uri: str) -> int:
 
 
 def copies(y: np.ndarray, sr: int, seed: int) -> list[np.ndarray]:
-    """The augmented copies of a clip (VARIANTS[1:]): a telephone copy, two random crops of the clip and a
-    crop of the telephone copy; deterministic for `seed`."""
+    """The augmented copies of a clip (VARIANTS[1:]): a telephone copy, two random crops of the clip, a
+    crop of the telephone copy, the clip at 0.9 and 1.1 times its speed and those two as telephone
+    copies; deterministic for `seed`."""
     rng = np.random.default_rng(seed)
     tel = telephone(y, sr)
-    return [tel, random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]
+    crops = [random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]
+    fast = [speed(y, sr, f) for f in SPEEDS]
+    return [tel, *crops, *fast, *(telephone(f, sr) for f in fast)]

@@ -208,8 +208,11 @@ def render_model_card(card: ModelCard) -> str:
         lines.append(
             f"- Each training file also as augmented copies (rows: {json.dumps(augmentation['copies'])}): "
             f"a telephone copy ({augmentation.get('telephone')}), random "
-            f"{'-'.join(f'{x:g}' for x in augmentation.get('crops_s') or [])} s crops and a crop of the "
-            "telephone copy."
+            f"{'-'.join(f'{x:g}' for x in augmentation.get('crops_s') or [])} s crops, a crop of the "
+            "telephone copy"
+            + "".join(f", the file at {x:g}x speed" for x in augmentation.get("speeds") or [])
+            + (" (each speed copy also as a telephone copy)" if augmentation.get("speeds") else "")
+            + "."
         )
     lines += _evaluation(card, mode)
     lines += _weaknesses(card)

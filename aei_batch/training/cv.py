@@ -65,7 +65,7 @@ def cached_featurise(
     augment_seed: int | None = None,
 ) -> LabelledSet:
     """`training.data.featurise`, memoised in `cache_dir/<key>.npz` (with augmentation,
-    `<key>-aug<seed>v2.npz`; None: no cache)."""
+    `<key>-aug<seed>v3.npz`; None: no cache)."""
     from aei_batch.training.data import featurise, labelled_refs
 
     def run() -> LabelledSet:
@@ -77,8 +77,9 @@ def cached_featurise(
         return run()
     refs, _ = labelled_refs(source)
     key = cache_key(source, feature_set, [r.uri for r in refs], [r.size for r in refs])
-    # v2: each file's copies are seeded by its name (features/augment.py file_seed), not its position
-    suffix = "" if augment_seed is None else f"-aug{augment_seed}v2"
+    # v2: each file's copies are seeded by its name (features/augment.py file_seed), not its position;
+    # v3: two speed copies (x0.9, x1.1) and their telephone copies after the four copies of v2
+    suffix = "" if augment_seed is None else f"-aug{augment_seed}v3"
     path = Path(cache_dir).expanduser() / f"{key}{suffix}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)

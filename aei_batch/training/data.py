@@ -156,8 +156,9 @@ def featurise(
 ) -> LabelledSet:
     """Decode and featurise every labelled file under `source` (fanned out like scoring, on the same
     runners). With `augment_seed`, each file also contributes its augmented copies from the same decode
-    (a telephone copy, two random 2-4 s crops and a crop of the telephone copy: models trained on these
-    serve clips, windows of long recordings and call-centre audio, docs/MODELS.md): the rows of the
+    (a telephone copy, two random 2-4 s crops, a crop of the telephone copy and the file at 0.9x and 1.1x
+    speed: models trained on these serve clips, windows of long recordings and call-centre audio, and
+    more voices than the training speakers', docs/MODELS.md): the rows of the
     files come first, then those of each copy in AUGMENT_VARIANTS order; deterministic for a seed."""
     refs, unlabelled = labelled_refs(source)
     X, y, actors, uris, more = [], [], [], [], []

@@ -20,7 +20,7 @@ def test_fit_selects_weights_and_a_temperature_and_beats_chance():
     m = WeightedBlend(candidates=(("lda", "lda", 0), ("lda6", "lda", 6), ("lr", "logreg", 0)), rounds=4)
     m.fit(X[g < 6], y[g < 6], groups=g[g < 6])
     assert abs(sum(m.weights_) - 1) < 1e-9 and 0 < m.temperature_ < 40
-    assert set(m.inner_scores_) == {"lda", "lda6", "lr"}
+    assert set(m.inner_scores_) == {"lda", "lda6", "lr", "lda+lda6", "lda+lr", "lda6+lr"}
     p = m.predict_proba(X[g >= 6])
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert (p.argmax(1) == y[g >= 6]).mean() > 0.5  # chance is 0.125
@@ -66,14 +66,50 @@ def test_unknown_family_fails():
         WeightedBlend(candidates=(("x", "nope", 0),)).fit(*_data()[:2])
 
 
-def test_accuracy_selection_keeps_the_best_inner_candidate_alone():
+def test_accuracy_selection_without_combos_keeps_the_best_inner_candidate_alone():
     X, y, g = _data(4)
     m = WeightedBlend(
-        candidates=(("lda", "lda", 0), ("lda2", "lda", 2), ("lr", "logreg", 0)), select="accuracy"
+        candidates=(("lda", "lda", 0), ("lda2", "lda", 2), ("lr", "logreg", 0)), select="accuracy", combos=()
     )
     m.fit(X, y, groups=g)
     best = max(m.inner_scores_, key=m.inner_scores_.get)
+    assert set(m.inner_scores_) == {"lda", "lda2", "lr"}
     assert [name for name, _, _ in m.members_] == [best] and m.weights_ == [1.0]
+
+
+def test_accuracy_selection_scores_every_pair_and_keeps_the_best_option():
+    """By default the pairs of candidates (equal-weight soft votes) compete with the single candidates on
+    the same out-of-fold scores; here the pair of full and 2-column LDA is the best inner option."""
+    X, y, g = _data(2)
+    cands = (("lda", "lda", 0), ("lda2", "lda", 2), ("lr", "logreg", 0))
+    m = WeightedBlend(candidates=cands).fit(X, y, groups=g)
+    assert set(m.inner_scores_) == {"lda", "lda2", "lr", "lda+lda2", "lda+lr", "lda2+lr"}
+    best = max(m.inner_scores_.values())
+    assert m.inner_scores_["lda+lda2"] == best > max(m.inner_scores_[c] for c in ("lda", "lda2", "lr"))
+    assert [name for name, _, _ in m.members_] == ["lda", "lda2"] and m.weights_ == [0.5, 0.5]
+    # the pair's decision is the mean of its members' log-probabilities
+    z = sum(0.5 * np.log(np.clip(e.predict_proba(X[:, :n] if n else X), 1e-12, 1)) for _, n, e in m.members_)
+    np.testing.assert_allclose(m.decision_function(X), z)
+
+
+def test_combos_naming_no_candidate_fail_and_combos_of_unused_candidates_are_skipped():
+    X, y, g = _data(3)
+    with pytest.raises(ValueError, match="names no candidate"):
+        WeightedBlend(candidates=(("lda", "lda", 0),), combos=(("lda", "lr"),)).fit(X, y, groups=g)
+    wide = (("lda", "lda", 0), ("lda_wide", "lda", 500), ("lr", "logreg", 0))  # X has 12 columns: no lda_wide
+    m = WeightedBlend(candidates=wide).fit(X, y, groups=g)
+    assert set(m.inner_scores_) == {"lda", "lr", "lda+lr"}
+
+
+def test_a_blend_saved_before_combos_still_predicts_and_clones():
+    from sklearn.base import clone
+
+    X, y, g = _data(5)
+    m = WeightedBlend(candidates=(("lda", "lda", 0), ("lr", "logreg", 0))).fit(X, y, groups=g)
+    p = m.predict_proba(X)
+    del m.combos  # what skops restores from a blend saved before the attribute existed
+    np.testing.assert_allclose(m.predict_proba(X), p)
+    assert clone(m).combos == ()
 
 
 def test_temperature_is_fitted_on_the_calibration_rows_only():

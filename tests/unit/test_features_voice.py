@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from aei_batch.features import get_feature_set, list_feature_sets
-from aei_batch.features.augment import mu_law, random_crop, telephone, telephone_8k
+from aei_batch.features.augment import (
+    SPEEDS,
+    VARIANTS,
+    copies,
+    mu_law,
+    random_crop,
+    speed,
+    telephone,
+    telephone_8k,
+)
 from aei_batch.features.voice import voice_block
 from aei_batch.synth import synth_clip
 
@@ -77,6 +86,35 @@ def test_random_crop_lengths_and_short_clips():
         assert 2 * SR <= len(c) <= 4 * SR and c[0] == int(c[0]) and np.all(np.diff(c) == 1)
     short = np.ones(SR, np.float32)
     assert random_crop(short, SR, rng) is short
+
+
+def test_speed_copy_is_shorter_and_higher_by_the_factor():
+    sr = 22050
+    t = np.arange(2 * sr) / sr
+    y = (0.5 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
+    for f in (0.9, 1.1):
+        z = speed(y, sr, f)
+        assert z.dtype == np.float32 and abs(len(z) - len(y) / f) <= 2
+        spec = np.abs(np.fft.rfft(z * np.hanning(len(z))))
+        peak = np.fft.rfftfreq(len(z), 1 / sr)[int(np.argmax(spec))]
+        assert abs(peak - 200.0 * f) < 2.0
+    with pytest.raises(ValueError, match="positive"):
+        speed(y, sr, 0.0)
+
+
+def test_copies_follow_the_variants_and_end_with_the_speed_copies_and_their_telephone_copies():
+    sr = 22050
+    y = 0.1 * np.random.default_rng(0).normal(size=3 * sr).astype(np.float32)
+    out = copies(y, sr, seed=5)
+    rng = np.random.default_rng(5)  # the first four copies are those of the recipe before the speed copies
+    tel = telephone(y, sr)
+    before = [tel, random_crop(y, sr, rng), random_crop(y, sr, rng), random_crop(tel, sr, rng)]
+    assert all(np.array_equal(a, b) for a, b in zip(out[:4], before, strict=True))
+    assert len(out) == len(VARIANTS) - 1
+    assert VARIANTS[5:] == ("speed_0.9", "speed_1.1", "telephone_speed_0.9", "telephone_speed_1.1")
+    for z, t, f in zip(out[4:6], out[6:8], SPEEDS, strict=True):
+        np.testing.assert_array_equal(z, speed(y, sr, f))
+        np.testing.assert_array_equal(t, telephone(speed(y, sr, f), sr))
 
 
 # ------------------------------------------------- the single-pass block against the reference it replaced

@@ -42,9 +42,9 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
     )
     card = run_train(opts)
     assert card.default_model == "blend"
-    assert card.training["n_train"] == 5 * 24  # 3 actors x 8 files, each with 4 augmented copies
+    assert card.training["n_train"] == 9 * 24  # 3 actors x 8 files, each with 8 augmented copies
     assert card.models["blend"].heldout["n"] == 8  # actor 20's files, no copies
-    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0v2.npz"))
+    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").glob("*-aug0v3.npz"))
     saved = json.loads((tmp_path / "m" / "card.json").read_text())
     assert saved["feature_set"]["name"] == "voice_audio"
     assert saved["options"]["augmentation"]["copies"] == {
@@ -53,7 +53,16 @@ def test_default_training_augments_and_evaluates_on_the_files_only(small_corpus,
         "2:crop": 24,
         "3:crop": 24,
         "4:telephone_crop": 24,
+        "5:speed_0.9": 24,
+        "6:speed_1.1": 24,
+        "7:telephone_speed_0.9": 24,
+        "8:telephone_speed_1.1": 24,
     }
+    assert saved["options"]["augmentation"]["speeds"] == [0.9, 1.1]
+    card_md = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert (
+        "the file at 0.9x speed, the file at 1.1x speed (each speed copy also as a telephone copy)" in card_md
+    )
     from aei_batch.models.tabular import SklearnClassifier
 
     model = SklearnClassifier.load("blend", tmp_path / "m" / "blend.skops")
