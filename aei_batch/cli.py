@@ -439,8 +439,8 @@ def train(
     augment: bool = typer.Option(
         None,
         "--augment/--no-augment",
-        help="Also train on telephone-band copies and random 2-4 s crops of each file (default: on for "
-        "voice_audio); docs/MODELS.md.",
+        help="Also train on telephone-band copies, random 2-4 s crops, and 0.9x/1.1x speed copies with "
+        "their telephone copies of each file (default: on for voice_audio); docs/MODELS.md.",
     ),
     heldout_windows: bool = typer.Option(
         None,
