@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,20 +14,12 @@ from aei_batch.models.card import ArtifactInfo, ModelCard, load_card, materialis
 
 @dataclass
 class LoadedModel:
-    """A verified model ready to predict: card, feature set and the chosen classifier (loaded on first use
-    when `load_model(..., defer_classifier=True)` made it)."""
+    """A verified model ready to predict: card, feature set and the chosen classifier."""
 
     card: ModelCard
     name: str
     feature_set: FeatureSet
-    _classifier: Any = None
-    _load: Callable[[], Any] | None = field(default=None, repr=False)
-
-    @property
-    def classifier(self) -> Any:
-        if self._load is not None:
-            self._classifier, self._load = self._load(), None
-        return self._classifier
+    classifier: Any
 
     @property
     def version(self) -> str:
@@ -124,14 +115,8 @@ def check_options(card: ModelCard, fs: FeatureSet) -> None:
         )
 
 
-def load_model(model_dir: str, name: str | None = None, *, defer_classifier: bool = False) -> LoadedModel:
-    """Verify and load `name` (default: the card's default model) from a local or s3:// model directory.
-
-    With `defer_classifier`, everything is checked now (card, feature set, options, the artifact's hash)
-    but the classifier itself is loaded on first use: a Ray driver needs the card to hand out work and
-    the classifier only for a speaker-adaptive run's last step, and loading it (skops imports every
-    scikit-learn estimator to audit the types, seconds on two cores) competed with the embedded Ray's
-    start for the same cores."""
+def load_model(model_dir: str, name: str | None = None) -> LoadedModel:
+    """Verify and load `name` (default: the card's default model) from a local or s3:// model directory."""
     local = materialise(model_dir)
     card = load_card(local)
     if card.options.get("modality") == "video":
@@ -146,8 +131,4 @@ def load_model(model_dir: str, name: str | None = None, *, defer_classifier: boo
         raise ModelError(
             f"model {chosen!r} not in {model_dir}", hint=f"choose one of: {', '.join(sorted(card.models))}"
         )
-    art = card.models[chosen]
-    if defer_classifier:
-        verify_artifact(local, art)  # a missing or corrupt file still fails now
-        return LoadedModel(card, chosen, fs, _load=lambda: _load_classifier(local, chosen, art))
-    return LoadedModel(card, chosen, fs, _load_classifier(local, chosen, art))
+    return LoadedModel(card, chosen, fs, _load_classifier(local, chosen, card.models[chosen]))

@@ -123,10 +123,7 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any, runtime
     runtimes.append(rt)
     if runner == "ray":
         rt.start_early(warm_modules=WARM_MODULES)  # Ray starts while the model loads
-    # Fail fast on a missing/corrupt/mismatched model. Ray workers load the classifier themselves (pool
-    # workers are forks of this process and take it from here), so a Ray driver defers its own load to
-    # the speaker-adaptive last step, off the start-up that the embedded Ray's start competes for.
-    model = load_model(opts.model_dir, opts.model_name, defer_classifier=runner == "ray")
+    model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
     adaptive = _speaker_adaptive(opts, model)
     if runner == "pool":  # pool workers: forks of a driver with the model's libraries imported
         warm = ("aei_batch.features.clip", "warm_up_features", (model.feature_set.name,))

@@ -151,9 +151,8 @@ def test_rewritten_card_cannot_smuggle_a_disallowed_type(tmp_path: Path, trained
 def test_scoring_refuses_a_disallowed_type_and_commits_nothing(
     tmp_path: Path, trained_model: Path, runner: str
 ) -> None:
-    """`score` on every runner: the Ray driver defers its own classifier load (models/loader.py,
-    defer_classifier), so the refusal comes from the workers' load; it must still end the run with the
-    model's exit code and no table rows."""
+    """`score` on every runner refuses the model before anything is committed: the model's exit code, no
+    traceback, no table rows."""
     from aei_batch.io.sinks import read_predictions
     from aei_batch.models.card import sha256_file
 
