@@ -297,7 +297,7 @@ class _PendingSpill:
     writer's per-column encoders held about 40 MiB for the 60-odd columns (and a row group per 16-file
     batch had made 1,250 of them for 20,000 files, whose metadata grew the driver by 300 MB)."""
 
-    CHUNK = 2048
+    CHUNK = 512  # 2,048 rows per chunk: the driver 1.19x at 20,000 files against 1,000; 512: 1.07x
 
     def __init__(self) -> None:
         from aei_batch.scoring.speaker import RunStats

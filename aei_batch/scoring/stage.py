@@ -324,8 +324,8 @@ def gather_stats(pending: pa.Table, stats: RunStats) -> None:
 
 
 #: rows the driver normalises and predicts at a time when it finishes pending rows: the float64 copies
-#: of normalisation and the models' intermediates are per block (a 2,048-row chunk at once took the
-#: driver 60-100 MiB above the rest of the run, bench/bench_scale.py), and rows are independent
+#: of normalisation and the models' intermediates are per block, not per spilled chunk (rows are
+#: independent, so the predictions are the same)
 PREDICT_BLOCK = 256
 
 
