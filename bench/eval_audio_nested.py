@@ -19,8 +19,10 @@ under --min-speaker-files windows, as the pipeline does).
 
 Rows: `default` = voice_audio + blend (select=accuracy among the candidates and every pair of them)
 trained on clips, telephone copies, random 2-4 s crops, 0.9x / 1.1x speed copies and their telephone
-copies (what `aei-batch train` does now); `speed_only` = without the speed copies' telephone copies;
-`no_speed` = without any speed copies; `blend_single` = that, choosing among
+copies, speaker-adaptive with per-group adaptation of the class means (models/adapt.py: each test speaker,
+telephone batch and call channel adapted on its own rows) (what `aei-batch train` does now); `no_adapt` =
+the same without the adaptation (the default before 2026-11-30 10:00); `speed_only` = without the
+speed copies' telephone copies; `no_speed` = without any speed copies; `blend_single` = that, choosing among
 single candidates only (combos=(): the default before 2026-11-30 06:00); `blend_logloss` = the
 single-candidate blend with select=logloss (no speed copies);
 `before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
@@ -93,7 +95,9 @@ def run_row(
     with_tel: bool = True,
     modes: tuple[bool, ...] = (False, True),
     model_cache: Path | None = None,
+    adapt: bool = True,
 ) -> list[dict[str, Any]]:
+    from aei_batch.models.adapt import predict_adapted
     from aei_batch.scoring.speaker import GlobalStats
     from aei_batch.training.cv import actor_folds
 
@@ -125,7 +129,8 @@ def run_row(
             else:
                 model = make()
                 t0 = time.process_time()
-                model.fit(Xtr, ytr, groups=gtr, calibration_rows=originals)
+                kw = {"adapt_groups": np.asarray(keys)} if sa and adapt else {}  # per-group adaptation
+                model.fit(Xtr, ytr, groups=gtr, calibration_rows=originals, **kw)
                 secs = time.process_time() - t0
                 if saved is not None:
                     saved.parent.mkdir(parents=True, exist_ok=True)
@@ -135,16 +140,17 @@ def run_row(
                 if v and not with_tel:
                     continue
                 Xte = X3[te, v]
+                tk = [f"{a}-{v}" for a in actors[te]]
                 if sa:
-                    Xte = _zscore(Xte, [f"{a}-{v}" for a in actors[te]], g, min_files)
-                add(label, y[te], model.predict_proba8(Xte), k)
+                    Xte = _zscore(Xte, tk, g, min_files)
+                add(label, y[te], predict_adapted(model, Xte, list(tk), min_files), k)
             if calls is not None:
                 m = np.isin(calls["actor"], np.unique(actors[te]))
                 Xc = calls["X"][m][:, :cols] if cols else calls["X"][m]
+                ck = [f"{c}-{ch}" for c, ch in zip(calls["call"][m], calls["channel"][m], strict=True)]
                 if sa:
-                    ck = [f"{c}-{ch}" for c, ch in zip(calls["call"][m], calls["channel"][m], strict=True)]
                     Xc = _zscore(Xc, ck, g, min_files)
-                pc = model.predict_proba8(Xc)
+                pc = predict_adapted(model, Xc, list(ck), min_files)  # each call channel adapted
                 for f, label in ((0, "calls_mono16k"), (1, "calls_stereo8k")):
                     sel = calls["fmt"][m] == f
                     add(label, calls["y"][m][sel], pc[sel], k)
@@ -221,7 +227,9 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--min-speaker-files", type=int, default=10)
     ap.add_argument(
-        "--rows", default="default,before,opensmile", help="also: blend_single, blend_full, blend_logloss"
+        "--rows",
+        default="default,before,opensmile",
+        help="also: no_adapt, speed_only, no_speed, blend_single, blend_full, blend_logloss",
     )
     ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
     ap.add_argument("--workers", type=int, default=2)
@@ -259,12 +267,23 @@ def main() -> int:
     dim = clips["X"].shape[2]
     if "default" in rows:
         results += run_row(
+            "voice_audio+blend (aug+speed+tel, adapt)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
+            **common,
+        )
+    if "no_adapt" in rows:  # the default without per-group adaptation (round 2's default)
+        results += run_row(
             "voice_audio+blend (aug+speed+tel)",
             clips,
             calls,
             lambda: build_models(["blend"], 0, dim)[0],
             cols=None,
             variants=TRAIN_VARIANTS["aug"],
+            adapt=False,
             **common,
         )
     if "speed_only" in rows:  # speed copies without their telephone copies

@@ -104,10 +104,17 @@ class WeightedBlend:
     fold scores: training passes the original files' rows, so augmented copies (crops, telephone copies),
     which are less certain than whole clips, do not soften every prediction (docs/MODELS.md). Members and
     weights are still chosen on all rows.
+
+    `adapt_groups` (speaker-adaptive training: each row's normalisation group, a speaker or a speaker's
+    kind of copy) adds per-group adaptation of the class means (models/adapt.py): its relevance factor,
+    or none, is chosen by the same inner CV, each inner held-out group adapted on its own rows, and the
+    temperature is fitted on the adapted scores. At prediction, `adapt` gives each row its group's
+    statistics (`adaptation_stats`); without it the blend predicts as it would unadapted.
     """
 
     accepts_groups = True
     accepts_calibration_rows = True
+    accepts_adapt_groups = True
 
     def __init__(
         self,
@@ -152,7 +159,9 @@ class WeightedBlend:
         out[:, np.searchsorted(self.classes_, est.classes_)] = p
         return out
 
-    def fit(self, X: Any, y: Any, groups: Any = None, calibration_rows: Any = None) -> WeightedBlend:
+    def fit(
+        self, X: Any, y: Any, groups: Any = None, calibration_rows: Any = None, adapt_groups: Any = None
+    ) -> WeightedBlend:
         import numpy as np
         from sklearn.model_selection import GroupKFold, StratifiedKFold
 
@@ -195,6 +204,9 @@ class WeightedBlend:
             best = int(np.argmin(losses))
             counts[best] += 1
             blend = (blend * r + logp[best]) / (r + 1)
+        self.adapt_tau_: float | None = None
+        if adapt_groups is not None:  # speaker-adaptive training: per-group adaptation, tau chosen inside
+            blend = self._fit_adaptation(X, idx, splits, np.asarray(adapt_groups), blend)
         cal = _calibration_mask(calibration_rows, len(X))
         self.temperature_ = _fit_temperature(blend[cal], idx[cal])
         self.members_ = []
@@ -206,6 +218,48 @@ class WeightedBlend:
             self.members_.append((name, n, est))
             self.weights_.append(float(counts[c] / counts.sum()))
         return self
+
+    def _fit_adaptation(self, X: Any, idx: Any, splits: Any, groups: Any, blend: Any) -> Any:
+        """Choose the relevance factor of per-group adaptation (models/adapt.py) by the same inner
+        speaker-grouped CV and rule as the members (out-of-fold accuracy over all rows; None, no
+        adaptation, wins ties), fit its space on all rows, and return the blended out-of-fold scores
+        with the chosen adaptation (the temperature is fitted on them)."""
+        import numpy as np
+
+        from aei_batch.models.adapt import TAUS, AdaptationSpace, group_deltas
+
+        k = len(self.classes_)
+        inner = [np.zeros((len(X), k)) for _ in TAUS]
+        for tr, te in splits:
+            space = AdaptationSpace.fit(X[tr], idx[tr], k)
+            for t, d in enumerate(group_deltas(space, X[te], groups[te])):
+                inner[t][te] = d
+        acc = [float(((blend + d).argmax(1) == idx).mean()) for d in inner]
+        best = int(np.argmax(acc))
+        self.adapt_scores_ = {str(t): a for t, a in zip(TAUS, acc, strict=True)}
+        self.adapt_tau_ = TAUS[best]
+        if self.adapt_tau_ is None:
+            return blend
+        space = AdaptationSpace.fit(X, idx, k)
+        self.adapt_center_: Any = space.center
+        self.adapt_scale_: Any = space.scale
+        self.adapt_proj_: Any = space.proj
+        self.adapt_means_: Any = space.means
+        return blend + inner[best]
+
+    @property
+    def adapts(self) -> bool:
+        """Whether this blend adapts to each speaker group (models fitted before it never do)."""
+        return getattr(self, "adapt_tau_", None) is not None
+
+    def _space(self) -> Any:
+        from aei_batch.models.adapt import AdaptationSpace
+
+        return AdaptationSpace(self.adapt_center_, self.adapt_scale_, self.adapt_proj_, self.adapt_means_)
+
+    def adaptation_stats(self, X: Any) -> Any:
+        """A speaker group's adaptation statistics from some of its (normalised) rows; chunks add up."""
+        return self._space().stats(X) if self.adapts else None
 
     def _combo_ids(self, names: list[str]) -> list[tuple[int, ...]]:
         """`combos` as tuples of indices into this fit's candidates (`names`). A combo naming something
@@ -223,21 +277,35 @@ class WeightedBlend:
                 out.append(tuple(names.index(m) for m in combo))
         return out
 
-    def decision_function(self, X: Any) -> Any:
-        """The weighted mean of the members' log-probabilities (before the temperature)."""
+    def decision_function(self, X: Any, adapt: Any = None) -> Any:
+        """The weighted mean of the members' log-probabilities (before the temperature). `adapt`: one
+        entry per row, its group's `adaptation_stats` (the same object for a group's rows) or None;
+        rows with statistics get their group's adaptation (models/adapt.py)."""
         import numpy as np
 
         X = np.asarray(X, dtype=np.float64)
         z = np.zeros((len(X), len(self.classes_)))
         for (_, n, est), w in zip(self.members_, self.weights_, strict=True):
             z += w * np.log(np.clip(self._proba(est, X, n), 1e-12, 1.0))
+        if adapt is None or not self.adapts:
+            return z
+        if len(adapt) != len(X):
+            raise ValueError(f"adapt needs one entry per row ({len(X)}), got {len(adapt)}")
+        space = self._space()
+        rows: dict[int, list[int]] = {}
+        for i, st in enumerate(adapt):
+            if st is not None:
+                rows.setdefault(id(st), []).append(i)
+        for sel in rows.values():
+            means = space.adapted_means(adapt[sel[0]], float(self.adapt_tau_))  # type: ignore[arg-type]
+            z[sel] += space.delta(X[sel], means)
         return z
 
-    def predict_proba(self, X: Any) -> Any:
-        return _softmax(self.decision_function(X) / self.temperature_)
+    def predict_proba(self, X: Any, adapt: Any = None) -> Any:
+        return _softmax(self.decision_function(X, adapt) / self.temperature_)
 
-    def predict(self, X: Any) -> Any:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+    def predict(self, X: Any, adapt: Any = None) -> Any:
+        return self.classes_[self.decision_function(X, adapt).argmax(axis=1)]
 
 
 def _calibration_mask(rows: Any, n: int) -> Any:

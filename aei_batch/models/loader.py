@@ -40,9 +40,32 @@ class LoadedModel:
             X = ((np.asarray(X, dtype=np.float64) - g.mean) / g.std).astype(np.float32)
         return self.predict_normalised(X)
 
-    def predict_normalised(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities from features already normalised the way the model was trained."""
+    def predict_normalised(self, X: np.ndarray, adapt: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """Probabilities from features already normalised the way the model was trained; `adapt` gives
+        each row its speaker group's adaptation statistics (`adaptation_stats`) or None."""
+        if adapt is not None and self.adapts:
+            return np.asarray(self.classifier.predict_proba8(X, adapt=adapt), dtype=np.float64)
         return np.asarray(self.classifier.predict_proba8(X), dtype=np.float64)
+
+    @property
+    def adapts(self) -> bool:
+        """Whether the model adapts its class means to each speaker group (models/adapt.py)."""
+        return self.speaker_adaptive and bool(getattr(self.classifier, "adapts", False))
+
+    def adaptation_stats(self, Z: np.ndarray) -> np.ndarray | None:
+        """A speaker group's adaptation statistics from some of its normalised rows (chunks add up)."""
+        return self.classifier.adaptation_stats(Z) if self.adapts else None
+
+    def adaptation_of(
+        self, Z: np.ndarray, groups: list[str | None], min_rows: int
+    ) -> list[np.ndarray | None] | None:
+        """Per row: its group's statistics from these rows (groups of at least `min_rows`), or None when
+        the model does not adapt."""
+        if not self.adapts:
+            return None
+        from aei_batch.models.adapt import per_row_stats
+
+        return per_row_stats(self.classifier.adaptation_stats, Z, groups, min_rows)
 
 
 def _load_classifier(local_dir: Any, name: str, art: ArtifactInfo) -> Any:

@@ -69,15 +69,20 @@ class SklearnClassifier:
         y: np.ndarray,
         groups: np.ndarray | None = None,
         calibration_rows: np.ndarray | None = None,
+        adapt_groups: np.ndarray | None = None,
     ) -> None:
         """Fit; `groups` (the speaker of each row) reaches estimators that select inside their training
         data (`WeightedBlend`), so their inner splits never share a speaker; `calibration_rows` (a mask:
-        the original files' rows, not their augmented copies) reaches estimators that fit a temperature."""
+        the original files' rows, not their augmented copies) reaches estimators that fit a temperature;
+        `adapt_groups` (speaker-adaptive training: each row's normalisation group) reaches estimators that
+        adapt to each speaker group (models/adapt.py)."""
         kw: dict[str, Any] = {}
         if groups is not None and getattr(self.estimator, "accepts_groups", False):
             kw["groups"] = groups
         if calibration_rows is not None and getattr(self.estimator, "accepts_calibration_rows", False):
             kw["calibration_rows"] = calibration_rows
+        if adapt_groups is not None and getattr(self.estimator, "accepts_adapt_groups", False):
+            kw["adapt_groups"] = adapt_groups
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             self.estimator.fit(X, y, **kw)
@@ -86,8 +91,20 @@ class SklearnClassifier:
     def classes(self) -> np.ndarray:
         return np.asarray(self.estimator.classes_)
 
-    def predict_proba8(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba8(self, X: np.ndarray, adapt: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """`adapt` (per row: its speaker group's adaptation statistics or None) reaches estimators that
+        adapt to speaker groups; others ignore it."""
+        if adapt is not None and self.adapts:
+            return _expand(self.estimator.predict_proba(X, adapt=adapt), self.classes)
         return _expand(self.estimator.predict_proba(X), self.classes)
+
+    @property
+    def adapts(self) -> bool:
+        """Whether the estimator adapts to each speaker group (the default `blend`, speaker-adaptive)."""
+        return bool(getattr(self.estimator, "adapts", False))
+
+    def adaptation_stats(self, X: np.ndarray) -> np.ndarray | None:
+        return self.estimator.adaptation_stats(X) if self.adapts else None
 
     def save(self, path: Path) -> None:
         import skops.io as sio

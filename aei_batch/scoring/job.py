@@ -336,10 +336,12 @@ class _PendingSpill:
         self._buf, self._buf_rows = [], 0
 
     def chunks(self) -> Iterator[pa.Table]:
-        if self._writer is None:
+        """The spilled rows, chunk by chunk; can be read more than once (the first read closes the file)."""
+        if self._dir is None:
             return
-        self._flush()
-        self._close()
+        if self._writer is not None:
+            self._flush()
+            self._close()
         with pa.OSFile(f"{self._dir}/pending.arrow", "rb") as src:
             reader = pa.ipc.open_file(src)
             for i in range(reader.num_record_batches):
@@ -366,7 +368,7 @@ def _finish_pending(
     """Speaker-adaptive models: predict the clips whose speaker statistics needed the whole run."""
     if not spill.rows:
         return
-    from aei_batch.scoring.stage import Predictor, finish_pending
+    from aei_batch.scoring.stage import Predictor, finish_pending, gather_adaptation
 
     predictor = Predictor(model, ctx)
     own = sum(1 for g in spill.stats.groups.values() if g.n >= predictor.transform.min_files)
@@ -376,8 +378,11 @@ def _finish_pending(
         own,
         predictor.transform.min_files,
     )
+    adaptation = gather_adaptation(spill.chunks(), spill.stats, predictor)  # a first pass when it adapts
+    if adaptation:
+        log.info("speaker-adaptive: class means adapted to %d speaker groups", len(adaptation))
     for chunk in spill.chunks():
-        done = finish_pending(chunk, spill.stats, predictor, ctx)
+        done = finish_pending(chunk, spill.stats, predictor, ctx, adaptation)
         router.write_predictions(done)
         counts.add(done)
 

@@ -22,6 +22,7 @@ sink by the driver. There are no hidden columns.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,11 +90,24 @@ class Predictor:
             COL.feature_set: f"{model.feature_set.id}{suffix}",
         }
 
-    def predict(self, Z: np.ndarray) -> np.ndarray:
-        """Probabilities of transformed features (a per-file model's raw features go as they are)."""
+    @property
+    def adapts(self) -> bool:
+        """Whether the model adapts its class means to each speaker group (models/adapt.py)."""
+        return self.adaptive and bool(getattr(self.model, "adapts", False))
+
+    def predict(self, Z: np.ndarray, adapt: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """Probabilities of transformed features (a per-file model's raw features go as they are);
+        `adapt`: each row's speaker-group adaptation statistics, or None."""
         if self.adaptive:
-            return self.model.predict_normalised(Z)  # type: ignore[no-any-return]
+            return self.model.predict_normalised(Z, adapt)  # type: ignore[no-any-return]
         return self.model.predict_proba8(Z)  # type: ignore[no-any-return]
+
+    def own_adaptation(self, Z: np.ndarray, groups: list[str | None]) -> list[np.ndarray | None]:
+        """Per row: the adaptation statistics of its group from these rows (a recording's windows), for
+        groups normalised with their own statistics; None elsewhere or when the model does not adapt."""
+        if not self.adapts:
+            return [None] * len(Z)
+        return self.model.adaptation_of(Z, groups, self.transform.min_files)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -248,15 +262,21 @@ class ScoreStage:
         """Transform and predict every vector whose statistics are known here; return the pending files."""
         pending = {i for i, p in prepared.items() if p.clip is not None and self.predictor.adaptive}
         parts: list[tuple[int, np.ndarray]] = []
+        adapt: list[np.ndarray | None] = []
         for i, p in prepared.items():
             if p.windows is not None:
-                parts.append((i, self.predictor.transform.apply_own_groups(p.windows.X, p.windows.groups)))
+                z = self.predictor.transform.apply_own_groups(p.windows.X, p.windows.groups)
+                adapt += self.predictor.own_adaptation(z, list(p.windows.groups))
+                parts.append((i, z))
             elif p.clip is not None and i not in pending:
                 parts.append((i, self.predictor.transform.apply(p.clip[None, :], [None])))
+                adapt.append(None)
         if not parts:
             return pending
         try:
-            proba = self.predictor.predict(np.concatenate([z for _, z in parts]))
+            proba = self.predictor.predict(
+                np.concatenate([z for _, z in parts]), adapt if self.predictor.adapts else None
+            )
         except Exception as exc:  # noqa: BLE001 - the model failing on a batch: error rows, not a crash
             for i, _ in parts:
                 fill_error(rows[i], ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}")
@@ -329,23 +349,63 @@ def gather_stats(pending: pa.Table, stats: RunStats) -> None:
 PREDICT_BLOCK = 256
 
 
-def _predict_in_blocks(predictor: Predictor, X: np.ndarray, group_stats: list[Any]) -> np.ndarray:
+def _predict_in_blocks(
+    predictor: Predictor, X: np.ndarray, group_stats: list[Any], adapt: list[Any] | None = None
+) -> np.ndarray:
     blocks = [
         predictor.predict(
-            predictor.transform.apply(X[i : i + PREDICT_BLOCK], group_stats[i : i + PREDICT_BLOCK])
+            predictor.transform.apply(X[i : i + PREDICT_BLOCK], group_stats[i : i + PREDICT_BLOCK]),
+            None if adapt is None else adapt[i : i + PREDICT_BLOCK],
         )
         for i in range(0, len(X), PREDICT_BLOCK)
     ]
     return np.concatenate(blocks) if blocks else np.zeros((0, len(PROB_COLUMNS)))
 
 
-def finish_pending(pending: pa.Table, stats: RunStats, predictor: Predictor, ctx: RunContext) -> pa.Table:
-    """Driver side: pending rows -> finished predictions rows, with the run's speaker statistics."""
-    group_stats = [stats.get(g) for g in pending[GROUP_COLUMN].to_pylist()]
+def gather_adaptation(chunks: Iterable[pa.Table], stats: RunStats, predictor: Predictor) -> dict[str, Any]:
+    """Driver side, a first pass over the pending rows once the run's speaker statistics are complete: each
+    speaker group's adaptation statistics (models/adapt.py), summed block by block, for the groups with
+    their own statistics. Memory: one small array per group, whatever the number of files."""
+    acc: dict[str, Any] = {}
+    if not predictor.adapts:
+        return acc
+    for chunk in chunks:
+        groups = chunk[GROUP_COLUMN].to_pylist()
+        X = feature_matrix(chunk[FEATURES_COLUMN])
+        for i in range(0, len(X), PREDICT_BLOCK):
+            block = groups[i : i + PREDICT_BLOCK]
+            own = [k for k, g in enumerate(block) if _own_stats(stats, g, predictor.transform.min_files)]
+            if not own:
+                continue
+            Z = predictor.transform.apply(X[i + np.asarray(own)], [stats.get(block[k]) for k in own])
+            for g in {block[k] for k in own}:
+                rows = [j for j, k in enumerate(own) if block[k] == g]
+                st = predictor.model.adaptation_stats(Z[rows])
+                acc[g] = st if g not in acc else acc[g] + st
+    return acc
+
+
+def _own_stats(stats: RunStats, group: str | None, min_files: int) -> bool:
+    st = stats.get(group)
+    return st is not None and st.n >= min_files
+
+
+def finish_pending(
+    pending: pa.Table,
+    stats: RunStats,
+    predictor: Predictor,
+    ctx: RunContext,
+    adaptation: dict[str, Any] | None = None,
+) -> pa.Table:
+    """Driver side: pending rows -> finished predictions rows, with the run's speaker statistics (and each
+    group's adaptation statistics from `gather_adaptation`, when the model adapts)."""
+    groups = pending[GROUP_COLUMN].to_pylist()
+    group_stats = [stats.get(g) for g in groups]
+    adapt = [adaptation.get(g) if g is not None else None for g in groups] if adaptation else None
     X = feature_matrix(pending[FEATURES_COLUMN])
     rows = pending.drop_columns([GROUP_COLUMN, FEATURES_COLUMN]).to_pylist()
     try:
-        proba = _predict_in_blocks(predictor, X, group_stats)
+        proba = _predict_in_blocks(predictor, X, group_stats, adapt)
     except Exception as exc:  # noqa: BLE001 - a model failure becomes rows, like in the workers
         for row in rows:
             fill_error(row, ErrorCode.PREDICT_FAILED, f"{type(exc).__name__}: {exc}")

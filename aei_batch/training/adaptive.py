@@ -45,6 +45,11 @@ def speakers_of(data: LabelledSet) -> list[str]:
     return speaker_keys(data.actors)
 
 
+def group_keys(data: LabelledSet) -> list[str]:
+    """Each training row's speaker group: its speaker, or (speaker, kind of copy) for augmented copies."""
+    return [f"{s}/{v}" if v else s for s, v in zip(speakers_of(data), data.variant_ids, strict=True)]
+
+
 def adapt(
     opts: TrainOptions, train: LabelledSet, test: LabelledSet | None
 ) -> tuple[LabelledSet, LabelledSet | None, dict[str, Any]]:
@@ -63,8 +68,7 @@ def adapt(
     from aei_batch.scoring.speaker import GlobalStats, normalise
 
     g = GlobalStats.fit(train.X)
-    keys = [f"{s}/{v}" if v else s for s, v in zip(speakers_of(train), train.variant_ids, strict=True)]
-    Xtr, rep = normalise(train.X, keys, g, opts.min_speaker_files)
+    Xtr, rep = normalise(train.X, group_keys(train), g, opts.min_speaker_files)
     log.info(
         "speaker-normalised training data: %d speaker groups, %d with own statistics",
         rep.speakers,

@@ -156,6 +156,7 @@ def cross_validate(
     min_speaker_files: int = 10,
 ) -> CVResult:
     """Fit a fresh model per fold; collect out-of-fold 8-class probabilities and the report."""
+    from aei_batch.models.adapt import predict_adapted
     from aei_batch.training.fit import fit_model
     from aei_batch.training.metrics import classification_report
 
@@ -174,9 +175,13 @@ def cross_validate(
         )
         model = make_model()
         t0 = time.perf_counter()
-        fit_model(model, LabelledSet(Xtr, data.y[tr], data.actors[tr], [], {}))
+        adapt_groups = [spk[i] for i in tr] if speaker_adaptive else None
+        fit_model(model, LabelledSet(Xtr, data.y[tr], data.actors[tr], [], {}), adapt_groups)
         secs.append(time.perf_counter() - t0)
-        proba[te] = model.predict_proba8(Xte)
+        if speaker_adaptive:  # each test speaker adapted on its own files, as scoring does
+            proba[te] = predict_adapted(model, Xte, [spk[i] for i in te], min_speaker_files)
+        else:
+            proba[te] = model.predict_proba8(Xte)
         accs.append(float((proba[te].argmax(1) == data.y[te]).mean()))
     report = classification_report(data.y, proba, data.actors)
     report["fold_accuracy"] = accs

@@ -72,17 +72,24 @@ def model_predictor(model: Any, min_speaker_files: int) -> Any:
 
     g = GlobalStats.from_json(model.card.options["global_stats"])
     min_files = int(model.card.options.get("min_speaker_files", min_speaker_files))
-    return speaker_predictor(model.predict_normalised, g, min_files)
+    return speaker_predictor(model, g, min_files)
 
 
-def speaker_predictor(predict_z: Any, g: Any, min_files: int) -> Any:
-    """(X, actors) -> `predict_z` of the rows z-scored per actor (global statistics `g` under `min_files`)."""
+def speaker_predictor(model: Any, g: Any, min_files: int) -> Any:
+    """(X, actors) -> the model's probabilities of the rows z-scored per actor (global statistics `g` under
+    `min_files`), each actor with `min_files` rows or more adapted on its rows (models/adapt.py), as
+    scoring does. `model`: a loaded model (`predict_normalised`) or a fitted classifier."""
+    from aei_batch.models.adapt import predict_adapted
     from aei_batch.scoring.speaker import normalise
     from aei_batch.training.cv import speaker_keys
 
     def predict(X: np.ndarray, actors: np.ndarray) -> np.ndarray:
-        Z, _ = normalise(X, speaker_keys(actors), g, min_files)
-        return predict_z(Z)  # type: ignore[no-any-return]
+        keys = speaker_keys(actors)
+        Z, _ = normalise(X, keys, g, min_files)
+        if hasattr(model, "predict_normalised"):
+            adapt = model.adaptation_of(Z, list(keys), min_files)
+            return model.predict_normalised(Z, adapt)  # type: ignore[no-any-return]
+        return predict_adapted(model, Z, list(keys), min_files)
 
     return predict
 

@@ -109,7 +109,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
     if resolve_modality(opts.data, opts.modality) == "video":
         return train_video_from(opts)
     from aei_batch.features import get_feature_set
-    from aei_batch.training.adaptive import adapt, load_data, searched_params
+    from aei_batch.training.adaptive import adapt, group_keys, load_data, searched_params
     from aei_batch.training.fit import fit_model
 
     t0 = time.perf_counter()
@@ -129,12 +129,13 @@ def run_train(opts: TrainOptions) -> ModelCard:
     out = Path(opts.model_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     artifacts: dict[str, ArtifactInfo] = {}
+    adapt_groups = group_keys(train) if sa_options.get("speaker_adaptive") else None
     for model in models:
         t1 = time.perf_counter()
-        fit_model(model, train)
+        fit_model(model, train, adapt_groups)
         path = out / f"{model.name}{model.suffix}"
         model.save(path)
-        heldout = classification_report(test.y, model.predict_proba8(test.X), test.actors) if test else {}
+        heldout = _heldout_report(model, test, opts.min_speaker_files) if test else {}
         artifacts[model.name] = ArtifactInfo(
             file=path.name,
             kind=model.kind,
@@ -158,6 +159,16 @@ def run_train(opts: TrainOptions) -> ModelCard:
         write_card(out, card)
     write_model_card(out, card)
     return card
+
+
+def _heldout_report(model: Any, test: LabelledSet, min_files: int) -> dict[str, Any]:
+    """The held-out classification report, predicted as scoring would: a model that adapts to speaker
+    groups adapts to each held-out speaker's files (already normalised by `adapt`)."""
+    from aei_batch.models.adapt import predict_adapted
+    from aei_batch.training.adaptive import speakers_of
+
+    proba = predict_adapted(model, test.X, list(speakers_of(test)), min_files)
+    return classification_report(test.y, proba, test.actors)
 
 
 def _heldout_windows(opts: TrainOptions, out: Path, card: ModelCard, test: LabelledSet) -> None:
@@ -198,7 +209,7 @@ def _heldout_telephone(
             from aei_batch.scoring.speaker import GlobalStats
 
             g = GlobalStats.from_json(sa_options["global_stats"])
-            predict = speaker_predictor(model.predict_proba8, g, opts.min_speaker_files)
+            predict = speaker_predictor(model, g, opts.min_speaker_files)
         artifacts[model.name].heldout["telephone"] = telephone_report(predict, test, tel)
     log.info("held-out telephone copies measured in %.1fs", time.perf_counter() - t0)
 
