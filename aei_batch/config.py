@@ -208,7 +208,7 @@ class ScoreOptions(Options):
     frame_fps: float | None = None
     frames_table: str | None = None  # location of the per-frame table; None: not written
     audio_weight: float | None = None  # None: the video model card's fitted weight, else 0.5
-    # Speaker-adaptive two-pass scoring (aei_batch/scoring/speaker_pass.py): None follows the model card.
+    # speaker-adaptive scoring (scoring/speaker.py, stage.py finish_pending): None follows the model card
     speaker_adaptive: bool | None = None
     min_speaker_files: int | None = None  # None: the model card's value (training default 10)
     speaker_pattern: str | None = None  # regex on the file name; group 1 is the speaker key

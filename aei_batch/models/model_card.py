@@ -138,6 +138,17 @@ def fill_card(card: ModelCard, source: str, *, modality: str = "audio", licence:
     """Set `card.licence` and `card.use` from the training data (called by `train` before writing)."""
     card.licence = describe_training_data(source, list(card.training.get("train_files") or []), licence)
     card.use = intended_use(card.licence, modality)
+    if card.options.get("speaker_adaptive") and card.use.get("intended_use") is INTENDED_USE:
+        card.use["limitations"] = [*card.use["limitations"], SPEAKER_ADAPTIVE_LIMIT]
+
+
+#: what speaker-adaptive scoring means for one file's prediction (models/adapt.py, scoring/speaker.py)
+SPEAKER_ADAPTIVE_LIMIT = (
+    "Speaker-adaptive: a file's prediction depends on the other files of its speaker group in the same run "
+    "(z-scored with the group's statistics, class means moved towards the group's files); groups need "
+    "several files of varied emotions, and a group that expresses one emotion only is read less well. "
+    "Groups under the card's min_speaker_files use the training statistics and are not adapted."
+)
 
 
 def licence_line(card: ModelCard | None) -> str:

@@ -142,7 +142,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
             sha256=sha256_file(path),
             classes=[EMOTIONS[int(c)] for c in model.classes],
             heldout=heldout,
-            params={"fit_seconds": round(time.perf_counter() - t1, 2)},
+            params=_fit_params(model, time.perf_counter() - t1),
         )
         acc = f"{heldout['accuracy']:.3f}" if heldout else "n/a"
         log.info("trained %s in %.1fs; held-out accuracy %s", model.name, time.perf_counter() - t1, acc)
@@ -159,6 +159,17 @@ def run_train(opts: TrainOptions) -> ModelCard:
         write_card(out, card)
     write_model_card(out, card)
     return card
+
+
+def _fit_params(model: Any, seconds: float) -> dict[str, Any]:
+    """What the card records of a fit: its time and, for a blend, what its inner CV chose."""
+    out: dict[str, Any] = {"fit_seconds": round(seconds, 2)}
+    est: Any = getattr(model, "estimator", None)
+    if est is not None and hasattr(est, "members_"):
+        out["members"] = [name for name, _, _ in est.members_]
+        out["temperature"] = round(float(est.temperature_), 4)
+        out["adapt_tau"] = getattr(est, "adapt_tau_", None)
+    return out
 
 
 def _heldout_report(model: Any, test: LabelledSet, min_files: int) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def test_ravdess_named_training_data_makes_the_model_non_commercial(tmp_path):
     assert any("natural" in x for x in card.use["limitations"])
     assert any("telephone" in x.lower() for x in card.use["limitations"])
     assert any("inner state" in x for x in card.use["limitations"])
+    assert any("speaker group" in x for x in card.use["limitations"])  # the card's model is speaker-adaptive
 
 
 def test_synthetic_corpus_says_what_it_is(tmp_path):
