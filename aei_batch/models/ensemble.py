@@ -232,7 +232,7 @@ class WeightedBlend:
         inner = [np.zeros((len(X), k)) for _ in TAUS]
         for tr, te in splits:
             space = AdaptationSpace.fit(X[tr], idx[tr], k)
-            for t, d in enumerate(group_deltas(space, X[te], groups[te])):
+            for t, d in enumerate(group_deltas(space, X[te], groups[te], TAUS)):
                 inner[t][te] = d
         acc = [float(((blend + d).argmax(1) == idx).mean()) for d in inner]
         best = int(np.argmax(acc))
