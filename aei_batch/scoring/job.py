@@ -378,7 +378,11 @@ def _finish_pending(
         own,
         predictor.transform.min_files,
     )
-    adaptation = gather_adaptation(spill.chunks(), spill.stats, predictor)  # a first pass when it adapts
+    try:
+        adaptation = gather_adaptation(spill.chunks(), spill.stats, predictor)  # a first pass when it adapts
+    except Exception as exc:  # noqa: BLE001 - the rows are still predicted (and a model failure becomes rows)
+        log.warning("speaker adaptation failed (%s: %s): predicting without it", type(exc).__name__, exc)
+        adaptation = {}
     if adaptation:
         log.info("speaker-adaptive: class means adapted to %d speaker groups", len(adaptation))
     for chunk in spill.chunks():
