@@ -26,8 +26,8 @@ speed copies' telephone copies; `no_speed` = without any speed copies; `blend_si
 single candidates only (combos=(): the default before 2026-11-30 06:00); `blend_logloss` = the
 single-candidate blend with select=logloss (no speed copies);
 `before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
-ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's
-cache; skipped when absent) with shrunk LDA, logistic regression and RBF SVC. Skips (exit 0) when the
+ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's cache; skipped when absent)
+with Ledoit-Wolf LDA, LDA with shrinkage 0.5, logistic regression and RBF SVC. Skips (exit 0) when the
 dataset is absent.
 """
 
@@ -196,7 +196,7 @@ def _sk(name: str, est: Any) -> Any:
     return SklearnClassifier(name, est)
 
 
-def opensmile_makers(dim: int, max_lda_dim: int = 10_000) -> dict[str, Any]:
+def opensmile_makers(dim: int, max_lda_dim: int = 10_000, only: tuple[str, ...] = ()) -> dict[str, Any]:
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -208,6 +208,10 @@ def opensmile_makers(dim: int, max_lda_dim: int = 10_000) -> dict[str, Any]:
             "lda",
             make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
         ),
+        "lda_shrunk": lambda: _sk(  # fixed shrinkage 0.5, as the blend's `lda_shrunk` candidate
+            "lda_shrunk",
+            make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.5)),
+        ),
         "logreg": lambda: _sk(
             "logreg", make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000))
         ),
@@ -216,7 +220,9 @@ def opensmile_makers(dim: int, max_lda_dim: int = 10_000) -> dict[str, Any]:
         ),
     }
     if dim > max_lda_dim:  # LDA's solve is cubic in the dimension: minutes per fit on ComParE's 6,373
-        del makers["lda"]
+        del makers["lda"], makers["lda_shrunk"]
+    if only:
+        makers = {k: v for k, v in makers.items() if k in only}
     return makers
 
 
@@ -240,6 +246,10 @@ def main() -> int:
         help="keep fitted fold models in CACHE/fold_models and reuse them",
     )
     ap.add_argument("--max-lda-dim", type=int, default=10_000, help="openSMILE rows: no LDA above this dim")
+    ap.add_argument(
+        "--opensmile-models", default="", help="openSMILE rows: only these (lda, lda_shrunk, logreg, svc)"
+    )
+    ap.add_argument("--opensmile-sets", default="ComParE_2016,eGeMAPSv02")
     ap.add_argument("--json")
     args = ap.parse_args()
     if not Path(args.data).is_dir():
@@ -354,13 +364,14 @@ def main() -> int:
             z = np.load(osm, allow_pickle=False)
             order = {u: i for i, u in enumerate(z["uris"])}
             idx = np.array([order[u] for u in clips["uris"]])
-            for fs in ("ComParE_2016", "eGeMAPSv02"):
+            for fs in args.opensmile_sets.split(","):
                 if f"X_{fs}" not in z:
                     print(f"SKIP openSMILE {fs}: not in {osm}")
                     continue
                 X = np.nan_to_num(z[f"X_{fs}"][idx])
                 oc = {"X": X[:, None, :], "y": clips["y"], "actors": clips["actors"]}
-                for mname, mk in opensmile_makers(X.shape[1], args.max_lda_dim).items():
+                only = tuple(m for m in args.opensmile_models.split(",") if m)
+                for mname, mk in opensmile_makers(X.shape[1], args.max_lda_dim, only).items():
                     results += run_row(
                         f"{fs}+{mname}", oc, None, mk, cols=None, variants=(0,), with_tel=False, **common
                     )
