@@ -138,6 +138,56 @@ def build_speed(data: str, fs_name: str, cache: Path, workers: int = 2) -> np.nd
     return X
 
 
+def window_crop(
+    y: np.ndarray, sr: int, rng: np.random.Generator, window_s: float = 3.0, min_s: float = 0.6
+) -> np.ndarray:
+    """What a `window_s` call window at a random position keeps of a clip once trimmed to its voiced part:
+    the part of the clip's speech span (`speech_span`) under the window, at least `min_s` of it."""
+    a, b = speech_span(y, sr)
+    w, m = int(window_s * sr), int(min_s * sr)
+    if b - a <= m:
+        return y[a:b] if b - a >= sr // 4 else y
+    s = int(rng.integers(a - w + m, b - m + 1))
+    return y[max(a, s) : min(b, s + w)]
+
+
+def _window_crop_job(args: tuple[str, str, int]) -> np.ndarray:
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import telephone
+
+    path, fs_name, seed = args
+    fs = get_feature_set(fs_name)
+    y = _load(path)
+    rng = np.random.default_rng(seed + 7777)
+    tel = telephone(y, ANALYSIS_SR)
+    crops = [
+        window_crop(y, ANALYSIS_SR, rng),
+        window_crop(y, ANALYSIS_SR, rng),
+        window_crop(tel, ANALYSIS_SR, rng),
+    ]
+    return np.stack([fs.extract(c, ANALYSIS_SR) for c in crops])
+
+
+def build_window_crops(data: str, fs_name: str, cache: Path, workers: int = 2) -> np.ndarray:
+    """(files, 3, dim): two window crops of each clip and one of its telephone copy (`window_crop`), in
+    `build_clips`'s file order: an alternative to training's random crops (VARIANTS 2-4)."""
+    from aei_batch.features import get_feature_set
+
+    fs = get_feature_set(fs_name)
+    files = list_files(data)
+    path = cache / f"wcrops-{fs.name}-{fs.param_hash}-{len(files)}.npz"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)["X"]  # type: ignore[no-any-return]
+    t0 = time.perf_counter()
+    jobs = [(f, fs_name, i) for i, f in enumerate(files)]
+    with _pool(workers) as pool:
+        X = np.stack(pool.map(_window_crop_job, jobs, chunksize=8)).astype(np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, X=X, uris=np.array(files))
+    print(f"window crops {fs_name}: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    return X
+
+
 def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]:
     """First and last sample of the frames within rel_db of the clip's loudest 512-sample frame."""
     n = len(y) // 512
@@ -146,7 +196,9 @@ def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]
     return int(idx[0] * 512), int((idx[-1] + 1) * 512)
 
 
-def _call_job(args: tuple[str, list[list[str]], int, str, int]) -> dict[str, np.ndarray]:
+def _call_job(
+    args: tuple[str, list[list[str]], int, str, int, tuple[float, float]],
+) -> dict[str, np.ndarray]:
     """One generated call: windows' features, labels (clip emotion), channel."""
     import soxr
 
@@ -155,7 +207,7 @@ def _call_job(args: tuple[str, list[list[str]], int, str, int]) -> dict[str, np.
     from aei_batch.records import EMOTIONS, parse_ravdess_name
     from aei_batch.scoring.windows import SegmentConfig, apply_vad, featurise_stream
 
-    fmt, channels, seed, fs_name, call_id = args
+    fmt, channels, seed, fs_name, call_id, (window_s, hop_s) = args
     fs = get_feature_set(fs_name)
     rng = np.random.default_rng(seed)
     sr = 16000 if fmt == "mono16k" else 8000
@@ -185,7 +237,7 @@ def _call_job(args: tuple[str, list[list[str]], int, str, int]) -> dict[str, np.
     audio = np.concatenate(pieces, axis=1)
     audio += (10 ** (NOISE_DBFS / 20) * rng.standard_normal(audio.shape)).astype(np.float32)
     up = np.stack([soxr.resample(ch, sr, ANALYSIS_SR, quality="HQ") for ch in audio]).astype(np.float32)
-    cfg = SegmentConfig(mode="on", per_channel=True)
+    cfg = SegmentConfig(mode="on", per_channel=True, window_s=window_s, hop_s=hop_s)
     chunk = round(cfg.chunk_s * ANALYSIS_SR)
     fw = featurise_stream(
         (up[:, i : i + chunk] for i in range(0, up.shape[1], chunk)), fs.extract, ANALYSIS_SR, cfg
@@ -223,14 +275,18 @@ def build_calls(
     workers: int = 2,
     clips_per_call: int = 20,
     pairs_per_fold: int = 1,
+    window_s: float = 3.0,
+    hop_s: float = 1.5,
 ) -> dict[str, np.ndarray]:
-    """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k)."""
+    """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k), cut into the
+    pipeline's windows (`window_s` every `hop_s`: its defaults unless given)."""
     from aei_batch.features import get_feature_set
     from aei_batch.records import parse_ravdess_name
 
     fs = get_feature_set(fs_name)
     files = list_files(data)
-    path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}.npz"
+    grid = "" if (window_s, hop_s) == (3.0, 1.5) else f"-w{window_s:g}h{hop_s:g}"
+    path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}{grid}.npz"
     if path.is_file():
         return dict(np.load(path, allow_pickle=False))
     by_actor: dict[int, list[str]] = {}
@@ -247,7 +303,7 @@ def build_calls(
     cid = 0
     for a in actors:
         for k in range(calls_per_actor):
-            jobs.append(("mono16k", [calls[a][k]], 1000 + cid, fs_name, cid))
+            jobs.append(("mono16k", [calls[a][k]], 1000 + cid, fs_name, cid, (window_s, hop_s)))
             meta.append(("mono16k", [a]))
             cid += 1
     for k in range(n_folds):
@@ -255,7 +311,9 @@ def build_calls(
         for p in range(0, min(len(fold) - 1, 2 * pairs_per_fold), 2):
             a, b = fold[p], fold[p + 1]
             for j in range(calls_per_actor):
-                jobs.append(("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid))
+                jobs.append(
+                    ("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid, (window_s, hop_s))
+                )
                 meta.append(("stereo8k", [a, b]))
                 cid += 1
     t0 = time.perf_counter()

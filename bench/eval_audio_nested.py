@@ -21,10 +21,12 @@ Rows: `default` = voice_audio + blend (select=accuracy among the candidates and 
 trained on clips, telephone copies, random 2-4 s crops, 0.9x / 1.1x speed copies and their telephone
 copies, speaker-adaptive with per-group adaptation of the class means (models/adapt.py: each test speaker,
 telephone batch and call channel adapted on its own rows) (what `aei-batch train` does now); `no_adapt` =
-the same without the adaptation (the default before 2026-11-30 10:00); `speed_only` = without the
-speed copies' telephone copies; `no_speed` = without any speed copies; `blend_single` = that, choosing among
-single candidates only (combos=(): the default before 2026-11-30 06:00); `blend_logloss` = the
-single-candidate blend with select=logloss (no speed copies);
+the same without the adaptation (the default before 2026-11-30 10:00); `window_crops` = the default with
+its three random crops replaced by what a 3 s call window at a random position keeps of the clip once
+trimmed to its voiced part (bench/_corpus.py: window_crop; tried 2026-11-30, not kept);
+`speed_only` = without the speed copies' telephone copies; `no_speed` = without any speed copies;
+`blend_single` = that, choosing among single candidates only (combos=(): the default
+before 2026-11-30 06:00); `blend_logloss` = the single-candidate blend with select=logloss (no speed copies);
 `before` = rich_audio + the old ensemble on whole clips (the previous default); `opensmile` =
 ComParE_2016 / eGeMAPSv02 functionals (from bench/opensmile_features.py's cache; skipped when absent)
 with Ledoit-Wolf LDA, LDA with shrinkage 0.5, logistic regression and RBF SVC. Skips (exit 0) when the
@@ -235,11 +237,13 @@ def main() -> int:
     ap.add_argument(
         "--rows",
         default="default,before,opensmile",
-        help="also: no_adapt, speed_only, no_speed, blend_single, blend_full, blend_logloss",
+        help="also: no_adapt, window_crops, speed_only, no_speed, blend_single, blend_full, blend_logloss",
     )
     ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-calls", action="store_true", help="clips and telephone copies only")
+    ap.add_argument("--window-s", type=float, default=3.0, help="the calls' windows (the pipeline's default)")
+    ap.add_argument("--hop-s", type=float, default=1.5, help="the calls' window hop (the pipeline's default)")
     ap.add_argument(
         "--keep-models",
         action="store_true",
@@ -264,7 +268,11 @@ def main() -> int:
     speed = _corpus.build_speed(args.data, "voice_audio", cache, args.workers)
     clips["X"] = np.concatenate([clips["X"], speed], axis=1)  # variants 5-8
     calls = (
-        None if args.no_calls else _corpus.build_calls(args.data, "voice_audio", cache, workers=args.workers)
+        None
+        if args.no_calls
+        else _corpus.build_calls(
+            args.data, "voice_audio", cache, workers=args.workers, window_s=args.window_s, hop_s=args.hop_s
+        )
     )
     rows = args.rows.split(",")
     results: list[dict[str, Any]] = []
@@ -294,6 +302,19 @@ def main() -> int:
             cols=None,
             variants=TRAIN_VARIANTS["aug"],
             adapt=False,
+            **common,
+        )
+    if "window_crops" in rows:  # the default with window crops instead of random crops (variants 2-4)
+        wc = dict(clips)
+        wc["X"] = clips["X"].copy()
+        wc["X"][:, 2:5] = _corpus.build_window_crops(args.data, "voice_audio", cache, args.workers)
+        results += run_row(
+            "voice_audio+blend (window crops)",
+            wc,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
             **common,
         )
     if "speed_only" in rows:  # speed copies without their telephone copies
