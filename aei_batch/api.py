@@ -42,6 +42,8 @@ _SEGMENT_OPTIONS = (
     "vad_floor_db",
     "vad_rel_db",
     "min_speech_share",
+    "context_s",
+    "join_gap_s",
 )
 _ALIASES = {"format": "table_format", "model": "model_name"}
 

@@ -170,6 +170,11 @@ def score(
     min_speech_share: float = typer.Option(
         None, help="Windows with less voiced time than this share are skipped (0.4)."
     ),
+    context_s: float = typer.Option(
+        None,
+        help="A window is scored on the whole stretch of speech under it, up to this many seconds past "
+        "either edge (1.5; 0: its own voiced part only).",
+    ),
     video_model: str = typer.Option(
         None,
         "--video-model",
@@ -262,6 +267,7 @@ def score(
             "vad_floor_db": vad_floor_db,
             "vad_rel_db": vad_rel_db,
             "min_speech_share": min_speech_share,
+            "context_s": context_s,
             "video_model": video_model,
             "frame_every": frame_every,
             "frame_fps": frame_fps,

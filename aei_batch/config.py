@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aei_batch.errors import ConfigError
-from aei_batch.scoring.windows import SegmentConfig
+from aei_batch.scoring.windows import SEGMENT_OPTIONS, SegmentConfig
 
 DEFAULT_MAX_ERROR_RATE = 0.10
 #: Longer audio becomes a TOO_LONG row. Long files are decoded and featurised in chunks (segments), so
@@ -53,7 +53,7 @@ ENV_PREFIX = "AEI_"
 #: Where each value being validated came from (set by `load_options`, read by the error message).
 _ORIGINS: ContextVar[Mapping[str, str] | None] = ContextVar("aei_config_origins", default=None)
 #: The segment options of `score`, flat in the YAML and on the command line (`segments` is the mode).
-SEGMENT_KEYS = ("window_s", "hop_s", "per_channel", "vad_floor_db", "vad_rel_db", "min_speech_share")
+SEGMENT_KEYS = SEGMENT_OPTIONS
 
 
 def deprecated(message: str) -> None:

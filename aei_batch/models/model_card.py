@@ -164,6 +164,14 @@ def licence_line(card: ModelCard | None) -> str:
     return f"{spdx}: {terms}" + (f" (inherited from the {source} training data)" if source else "")
 
 
+def _context(win: dict[str, Any]) -> str:
+    """How far a window's stretch of speech reached, as the card states it (older reports lack it)."""
+    ctx = win.get("context_s")
+    return (
+        f", each featurised on the stretch of speech under it up to {ctx:g} s past its edges" if ctx else ""
+    )
+
+
 def _pct(x: float) -> str:
     return f"{x:.3f}"
 
@@ -261,9 +269,9 @@ def _weaknesses(card: ModelCard) -> list[str]:
             lines.append(
                 f"- Windows of long recordings: in {w.get('calls')} generated calls of the held-out actors' "
                 f"files joined with 1-2 s pauses ({w.get('what')}), scored as `score` does "
-                f"({win.get('window_s')} s windows every {win.get('hop_s')} s), the top emotion of "
-                f"{_pct(w['share'])} of {w['n_counted']} windows is the emotion of the file under the "
-                "window's centre."
+                f"({win.get('window_s')} s windows every {win.get('hop_s')} s{_context(win)}), the top "
+                f"emotion of {_pct(w['share'])} of {w['n_counted']} windows is the emotion of the file "
+                "under the window's centre."
             )
     if not win:
         lines.append(

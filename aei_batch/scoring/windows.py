@@ -28,6 +28,17 @@ from aei_batch.errors import ConfigError, ErrorCode, FileError
 from aei_batch.records import EMOTIONS, N_CLASSES
 
 SEGMENT_MODES = ("auto", "on", "off")
+#: the segment options a --config mapping or the command line may set
+SEGMENT_OPTIONS = (
+    "window_s",
+    "hop_s",
+    "per_channel",
+    "vad_floor_db",
+    "vad_rel_db",
+    "min_speech_share",
+    "context_s",
+    "join_gap_s",
+)
 FRAME = 512  # samples per level frame at the analysis rate (23.2 ms at 22,050 Hz)
 _EPS_DB = -120.0
 
@@ -46,6 +57,11 @@ class SegmentConfig:
     auto_min_s: float | None = None  # auto segments files longer than this (default: two windows)
     trim: bool = True  # featurise a window's voiced span (edges below the gate cut off), not its pauses
     chunk_s: float = 20.0
+    #: a window is featurised on the whole stretch of speech under it, up to this many seconds either side
+    #: of the window (0: the window's own voiced span only, as before 2026-11-30)
+    context_s: float = 1.5
+    #: voiced frames closer than this are one stretch of speech (pauses between words are shorter)
+    join_gap_s: float = 0.8
 
     def __post_init__(self) -> None:
         if self.mode not in SEGMENT_MODES:
@@ -63,6 +79,10 @@ class SegmentConfig:
                 "--vad-rel-db must be positive and --vad-floor-db negative (dBFS)",
                 hint="e.g. --vad-rel-db 35 --vad-floor-db -55",
             )
+        if not 0.0 <= self.context_s <= 30.0:
+            raise ConfigError(f"--context-s must be between 0 and 30 seconds, got {self.context_s}")
+        if not 0.0 < self.join_gap_s <= 5.0:
+            raise ConfigError(f"join_gap_s must be above 0 and at most 5 seconds, got {self.join_gap_s}")
         if self.chunk_s < self.window_s:
             raise ConfigError(f"the decode chunk ({self.chunk_s} s) must hold a window ({self.window_s} s)")
 
@@ -81,7 +101,7 @@ class SegmentConfig:
 def segment_config(config: dict[str, Any], **cli: Any) -> SegmentConfig:
     """Command-line values (None = not given) over a --config mapping (`segments: on`, `window_s: 4`, ...)."""
     values: dict[str, Any] = {"mode": config.get("segments", "auto")}
-    for name in ("window_s", "hop_s", "per_channel", "vad_floor_db", "vad_rel_db", "min_speech_share"):
+    for name in SEGMENT_OPTIONS:
         if name in config:
             values[name] = config[name]
     values.update({k: v for k, v in cli.items() if v is not None})
@@ -146,6 +166,11 @@ class Windower:
         self._last_end = 0
         self.total = 0
 
+    @property
+    def next_start(self) -> int:
+        """Absolute start of the next full window."""
+        return self._next
+
     def push(self, chunk: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         self._buf = (
             chunk
@@ -207,26 +232,69 @@ class FileWindows:
 def featurise_stream(chunks: Iterable[np.ndarray], extract: Any, sr: int, cfg: SegmentConfig) -> FileWindows:
     """Window a chunk stream, featurise windows that have any frame above the floor, keep frame levels.
 
-    `extract(y, sr) -> vector` is the model's feature set. Feature failures raise FileError(FEATURE_FAILED).
+    `extract(y, sr) -> vector` is the model's feature set. A window is featurised once the stream has
+    passed `cfg.context_s` beyond its end (the stretch of speech under it may go on past its edges), so
+    memory holds one chunk plus one window and its context. Feature failures raise
+    FileError(FEATURE_FAILED).
     """
     win, hop = round(cfg.window_s * sr), round(cfg.hop_s * sr)
+    ctx = round(cfg.context_s * sr)
     windower: Windower | None = None
     meter: FrameMeter | None = None
+    history: _History | None = None
+    pending: list[tuple[int, int]] = []  # windows cut, waiting for their context
     windows: list[Window] = []
+
+    def flush(final: bool) -> None:
+        assert windower is not None and meter is not None and history is not None
+        gate = voice_thresholds(meter.levels, cfg)  # the file's level so far: used to trim windows
+        while pending and (final or pending[0][1] + ctx <= windower.total):
+            start, end = pending.pop(0)
+            windows.extend(_featurise_window(start, end, history, meter.levels, gate, extract, sr, cfg))
+
     for chunk in chunks:
-        if windower is None or meter is None:
+        if windower is None or meter is None or history is None:
             windower, meter = Windower(win, hop, min_tail=max(FRAME, hop // 2)), FrameMeter(chunk.shape[0])
+            history = _History()
         meter.push(chunk)
-        gate = voice_thresholds(meter.levels, cfg)  # the file's level so far: used to trim window edges
-        for start, y in windower.push(chunk):
-            windows.extend(_featurise_window(start, y, meter.levels, gate, extract, sr, cfg))
-    if windower is None or meter is None:
+        history.push(chunk)
+        pending.extend((start, start + y.shape[1]) for start, y in windower.push(chunk))
+        flush(final=False)
+        # keep what pending windows, the next window and an end-aligned tail window need, with context
+        oldest = min([windower.next_start, windower.total - win] + [a for a, _ in pending])
+        history.drop_before(oldest - ctx)
+    if windower is None or meter is None or history is None:
         raise FileError(ErrorCode.TOO_SHORT, "the audio stream holds no samples")
     meter.finish()
-    gate = voice_thresholds(meter.levels, cfg)
-    for start, y in windower.finish():
-        windows.extend(_featurise_window(start, y, meter.levels, gate, extract, sr, cfg))
+    pending.extend((start, start + y.shape[1]) for start, y in windower.finish())
+    flush(final=True)
     return FileWindows(windows, meter.levels, windower.total, sr)
+
+
+class _History:
+    """The last samples of a stream (all channels), addressed by absolute sample index."""
+
+    def __init__(self) -> None:
+        self._buf: np.ndarray | None = None
+        self.start = 0  # absolute index of _buf[:, 0]
+
+    def push(self, chunk: np.ndarray) -> None:
+        self._buf = chunk if self._buf is None else np.concatenate([self._buf, chunk], axis=1)
+
+    def drop_before(self, index: int) -> None:
+        assert self._buf is not None
+        cut = min(max(0, index - self.start), self._buf.shape[1])
+        if cut:
+            self._buf = self._buf[:, cut:].copy()
+            self.start += cut
+
+    @property
+    def end(self) -> int:
+        return self.start + (0 if self._buf is None else self._buf.shape[1])
+
+    def samples(self, ch: int, a: int, b: int) -> np.ndarray:
+        assert self._buf is not None and self.start <= a <= b <= self.end, (a, b, self.start, self.end)
+        return np.ascontiguousarray(self._buf[ch, a - self.start : b - self.start])
 
 
 def _frame_span(start: int, end: int, n_frames: int) -> slice:
@@ -257,25 +325,70 @@ def _voiced_span(start: int, n: int, span: slice, lv: np.ndarray, threshold: flo
     return slice(a, b) if b - a >= sr // 2 else slice(0, n)
 
 
+def _speech_stretch(
+    start: int, end: int, lo: int, hi: int, levels: np.ndarray, threshold: float, sr: int, cfg: SegmentConfig
+) -> tuple[int, int] | None:
+    """Absolute samples of the stretch of speech under the window [start, end): voiced frames of
+    [lo, hi) (the window and its context) joined across pauses shorter than `cfg.join_gap_s`, the run
+    with the most voiced frames inside the window, whole within [lo, hi) but never longer than the window
+    (a longer run is cut to the window's length around the window's part of it, so a window costs no more
+    features than before). None when there is no such run of 0.5 s or more (the caller then trims the
+    window to its own voiced span)."""
+    span = _frame_span(lo, hi, levels.shape[0])
+    idx = np.flatnonzero(levels[span] >= threshold) + span.start  # absolute frame indices
+    inside = (idx >= start // FRAME) & (idx < -(-end // FRAME))
+    if not inside.any():
+        return None
+    starts = np.zeros(idx.size, dtype=np.int64)
+    starts[1:] = np.diff(idx) > cfg.join_gap_s * sr / FRAME  # a pause long enough starts a new run
+    run = np.cumsum(starts)  # run id of each voiced frame
+    best = int(np.argmax(np.bincount(run[inside], minlength=int(run[-1]) + 1)))
+    frames = idx[run == best]
+    a = max(lo, int(frames[0]) * FRAME)
+    b = hi if frames[-1] == levels.shape[0] - 1 else min(hi, (int(frames[-1]) + 1) * FRAME)
+    if b - a > end - start:  # never longer than the window: centred on the window's part of the stretch
+        mid = (max(a, start) + min(b, end)) // 2
+        a = min(max(mid - (end - start) // 2, a), b - (end - start))
+        b = a + (end - start)
+    return (a, b) if b - a >= sr // 2 else None
+
+
 def _featurise_window(
-    start: int, y: np.ndarray, levels: np.ndarray, gate: np.ndarray, extract: Any, sr: int, cfg: SegmentConfig
+    start: int,
+    end: int,
+    history: _History,
+    levels: np.ndarray,
+    gate: np.ndarray,
+    extract: Any,
+    sr: int,
+    cfg: SegmentConfig,
 ) -> list[Window]:
     out = []
-    span = _frame_span(start, start + y.shape[1], levels.shape[1])
-    for ch in range(y.shape[0]):
+    span = _frame_span(start, end, levels.shape[1])
+    ctx = round(cfg.context_s * sr)
+    for ch in range(levels.shape[0]):
         lv = levels[ch, span]
         vec = None
         if lv.size == 0 or float(lv.max()) >= cfg.vad_floor_db:
-            part = _voiced_span(start, y.shape[1], span, lv, gate[ch], sr) if cfg.trim else slice(None)
+            a, b = start, end
+            if cfg.trim:
+                stretch = None
+                if ctx:
+                    lo, hi = max(history.start, start - ctx), min(history.end, end + ctx)
+                    stretch = _speech_stretch(start, end, lo, hi, levels[ch], gate[ch], sr, cfg)
+                if stretch is None:
+                    part = _voiced_span(start, end - start, span, lv, gate[ch], sr)
+                    stretch = (start + part.start, start + part.stop)
+                a, b = stretch
             try:
-                vec = extract(np.ascontiguousarray(y[ch, part]), sr)
+                vec = extract(history.samples(ch, a, b), sr)
             except Exception as exc:  # noqa: BLE001
                 raise FileError(ErrorCode.FEATURE_FAILED, f"window at {start / sr:.1f} s: {exc}") from None
             if not np.isfinite(vec).all():
                 raise FileError(
                     ErrorCode.FEATURE_FAILED, f"window at {start / sr:.1f} s: non-finite features"
                 )
-        out.append(Window(ch, start, start + y.shape[1], vec))
+        out.append(Window(ch, start, end, vec))
     return out
 
 

@@ -94,7 +94,7 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _score(
-    src: Path, model: Path, out: Path, runner: str, per_channel: bool = False
+    src: Path, model: Path, out: Path, runner: str, per_channel: bool = False, **segments: Any
 ) -> tuple[Any, dict, Any]:
     from aei_batch.io.sinks.parquet import read_table
     from aei_batch.io.sinks.segments import read_segments
@@ -110,7 +110,7 @@ def _score(
             workers=2,
             progress=False,
             batch_size=4,
-            segments=SegmentConfig(mode="auto", per_channel=per_channel),
+            segments=SegmentConfig(mode="auto", per_channel=per_channel, **segments),
         )
     )
     rows = {Path(r[COL.uri]).name: r for r in read_table(str(out)).to_pylist()}
@@ -202,3 +202,33 @@ def test_stereo_call_per_channel_on_every_runner(
         assert rows[STEREO][COL.n_segments] == segs.num_rows
         seen[runner] = (_comparable(rows), sorted(segs[SEG.top_emotion].to_pylist()))
     assert seen["pool"] == seen["local"] and seen["ray"] == seen["local"]
+
+
+def test_window_context_reaches_every_runner(
+    inputs: Path, default_model: Path, trained_model: Path, ray_local: Any, tmp_path: Path
+) -> None:
+    """A call's windows are featurised on the stretch of speech under them (`context_s`, docs/SEGMENTS.md) on
+    every runner, and `--context-s 0` (each window's own voiced span) reaches the workers too: the two give
+    different windows, each the same on every runner. The default model is saturated on these tones (every
+    window's probabilities are 1 and ~1e-75), so the difference is seen with the per-file model; the default
+    model's windows with the default context are compared across runners by the tests above."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / MONO).write_bytes((inputs / MONO).read_bytes())
+    seen: dict[tuple[str, str, float], np.ndarray] = {}
+    cases = [("per_file", trained_model, c) for c in (0.0, SegmentConfig().context_s)]
+    cases.append(("default", default_model, 0.0))
+    for which, model, context in cases:
+        for runner in RUNNERS:
+            out = tmp_path / f"{which}-{runner}-{context}"
+            _, rows, segs = _score(src, model, out, runner, context_s=context)
+            assert rows[MONO][COL.status] == "ok" and rows[MONO][COL.n_segments] == segs.num_rows >= 4
+            order = np.argsort(segs[SEG.start_s].to_numpy())
+            seen[which, runner, context] = np.array([segs[c].to_numpy() for c in PROB_COLUMNS]).T[order]
+        for runner in ("pool", "ray"):
+            np.testing.assert_allclose(
+                seen[which, runner, context], seen[which, "local", context], atol=1e-9, err_msg=runner
+            )
+    own, ctx = seen["per_file", "local", 0.0], seen["per_file", "local", SegmentConfig().context_s]
+    assert own.shape == ctx.shape  # the same windows pass the gate...
+    assert np.abs(own - ctx).max() > 0.01  # ...but some are featurised on more of their utterance

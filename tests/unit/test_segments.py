@@ -110,7 +110,8 @@ def test_silent_windows_are_not_featurised() -> None:
         calls.append(len(x))
         return np.ones(4, np.float32)
 
-    fw = featurise_stream(_chunks(y, [sr]), extract, sr, SegmentConfig(mode="on", chunk_s=3.0))
+    # context_s=0: each window on its own voiced span (the context is tested below)
+    fw = featurise_stream(_chunks(y, [sr]), extract, sr, SegmentConfig(mode="on", chunk_s=3.0, context_s=0))
     assert [w.start / sr for w in fw.windows] == [0, 1.5, 3, 4.5, 6, 7.5, 9]
     featurised = [w.start / sr for w in fw.windows if w.vec is not None]
     # Windows touching the tone are featurised (the 6.0 s one shares a 23 ms frame with its end);
@@ -120,6 +121,77 @@ def test_silent_windows_are_not_featurised() -> None:
     assert calls[0] < 3 * sr  # trimmed to its voiced part
     kept = apply_vad(fw, SegmentConfig(mode="on"))
     assert [w.start / sr for w in kept] == [1.5, 3, 4.5]
+
+
+def _utterances(sr: int) -> np.ndarray:
+    """12 s: an utterance of two 'words' (2.0-3.2 s and 3.5-4.6 s, a 0.3 s pause), another at 9-10 s."""
+    y = np.zeros((1, 12 * sr), np.float32)
+    for a, b in ((2.0, 3.2), (3.5, 4.6), (9.0, 10.0)):
+        y[0, int(a * sr) : int(b * sr)] = media.sine(220, b - a, sr, amp=0.3)[: int(b * sr) - int(a * sr)]
+    return y
+
+
+@pytest.mark.parametrize("sizes", [[22_050], [7, 50_000, 511], [10**6]])
+def test_a_window_is_scored_on_the_whole_stretch_of_speech_under_it(sizes: list[int]) -> None:
+    sr = 22_050
+    y = _utterances(sr)
+    spans: dict[float, float] = {}
+
+    def extract(x: np.ndarray, rate: int) -> np.ndarray:
+        return np.array([len(x) / rate], np.float32)
+
+    fw = featurise_stream(_chunks(y, sizes), extract, sr, SegmentConfig(mode="on"))
+    spans = {w.start / sr: float(w.vec[0]) for w in fw.windows if w.vec is not None}
+    # the windows at 0, 1.5 and 3.0 s each hold part of the first utterance: each is featurised on all of it
+    # (2.0-4.6 s: the 0.3 s pause between its words is under join_gap_s), not on its own part
+    for start in (1.5, 3.0):
+        assert spans[start] == pytest.approx(2.6, abs=0.05)
+    assert spans[0.0] == pytest.approx(2.5, abs=0.05)  # 2.0-4.5 s: its context ends 1.5 s after it
+    # the second utterance is 4.4 s later: the windows over it see it alone
+    assert spans[7.5] == pytest.approx(1.0, abs=0.05)
+    assert spans[9.0] == pytest.approx(1.0, abs=0.05)
+    # with no context, each window keeps its own voiced span (before 2026-11-30)
+    own = featurise_stream(_chunks(y, sizes), extract, sr, SegmentConfig(mode="on", context_s=0))
+    spans0 = {w.start / sr: float(w.vec[0]) for w in own.windows if w.vec is not None}
+    assert spans0[0.0] == pytest.approx(1.0, abs=0.05)  # 2.0-3.0 s
+    assert spans0[3.0] == pytest.approx(1.6, abs=0.05)  # 3.0-4.6 s
+
+
+def test_the_context_is_bounded_and_pauses_split_stretches() -> None:
+    sr = 22_050
+    y = np.zeros((1, 20 * sr), np.float32)
+    y[0, 2 * sr : 14 * sr] = media.sine(220, 12.0, sr, amp=0.3)  # 12 s of continuous speech
+    got: list[float] = []
+
+    def extract(x: np.ndarray, rate: int) -> np.ndarray:
+        got.append(len(x) / rate)
+        return np.zeros(2, np.float32)
+
+    fw = featurise_stream(_chunks(y, [sr]), extract, sr, SegmentConfig(mode="on", context_s=1.0))
+    assert max(got) == pytest.approx(3.0, abs=0.01)  # a stretch longer than the window is cut to its length
+    assert len(got) == len([w for w in fw.windows if w.vec is not None])
+    # an utterance longer than the window but ending just after it: the window slides to cover its part
+    y = np.zeros((1, 12 * sr), np.float32)
+    y[0, int(2.5 * sr) : int(6.5 * sr)] = media.sine(220, 4.0, sr, amp=0.3)  # 4 s, from 2.5 s
+
+    def where(x: np.ndarray, rate: int) -> np.ndarray:
+        return np.array([len(x) / rate, float(np.abs(x).sum())], np.float32)
+
+    fw = featurise_stream(_chunks(y, [sr]), where, sr, SegmentConfig(mode="on", context_s=3.0))
+    by = {w.start / sr: w.vec for w in fw.windows if w.vec is not None}
+    assert by[0.0][0] == pytest.approx(3.0, abs=0.01)  # 0-3 s holds 0.5 s of it: 3 s of the utterance
+    assert by[0.0][1] == pytest.approx(
+        by[1.5][1], rel=0.05
+    )  # all speech, no pause (like the window inside it)
+    # a pause longer than join_gap_s splits the stretch: the window over both keeps the larger part
+    y = _utterances(sr)
+    got.clear()
+    featurise_stream(_chunks(y, [sr]), extract, sr, SegmentConfig(mode="on", join_gap_s=0.2))
+    assert got[0] == pytest.approx(1.2, abs=0.05)  # the window at 0 s: the first word only (2.0-3.2 s)
+    with pytest.raises(ConfigError, match="context-s"):
+        SegmentConfig(context_s=-1)
+    with pytest.raises(ConfigError, match="join_gap_s"):
+        SegmentConfig(join_gap_s=0)
 
 
 def test_stream_decode_equals_whole_file_decode() -> None:
@@ -186,6 +258,8 @@ def test_segment_config_validates_and_merges_cli_over_config() -> None:
     )
     assert (cfg.mode, cfg.window_s, cfg.hop_s, cfg.per_channel) == ("on", 4.0, 1.0, True)
     assert segment_config({}).mode == "auto" and SegmentConfig().auto_threshold_s == 6.0
+    cfg = segment_config({"join_gap_s": 0.5, "context_s": 3.0}, context_s=0.0)
+    assert (cfg.join_gap_s, cfg.context_s) == (0.5, 0.0)
 
 
 def test_router_sends_each_typed_output_to_its_sink_and_commits_siblings_first(tmp_path) -> None:
