@@ -197,7 +197,7 @@ def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]
 
 
 def _call_job(
-    args: tuple[str, list[list[str]], int, str, int, tuple[float, float]],
+    args: tuple[str, list[list[str]], int, str, int, dict[str, float]],
 ) -> dict[str, np.ndarray]:
     """One generated call: windows' features, labels (clip emotion), channel."""
     import soxr
@@ -207,7 +207,7 @@ def _call_job(
     from aei_batch.records import EMOTIONS, parse_ravdess_name
     from aei_batch.scoring.windows import SegmentConfig, apply_vad, featurise_stream
 
-    fmt, channels, seed, fs_name, call_id, (window_s, hop_s) = args
+    fmt, channels, seed, fs_name, call_id, grid = args
     fs = get_feature_set(fs_name)
     rng = np.random.default_rng(seed)
     sr = 16000 if fmt == "mono16k" else 8000
@@ -237,7 +237,7 @@ def _call_job(
     audio = np.concatenate(pieces, axis=1)
     audio += (10 ** (NOISE_DBFS / 20) * rng.standard_normal(audio.shape)).astype(np.float32)
     up = np.stack([soxr.resample(ch, sr, ANALYSIS_SR, quality="HQ") for ch in audio]).astype(np.float32)
-    cfg = SegmentConfig(mode="on", per_channel=True, window_s=window_s, hop_s=hop_s)
+    cfg = SegmentConfig(mode="on", per_channel=True, **grid)
     chunk = round(cfg.chunk_s * ANALYSIS_SR)
     fw = featurise_stream(
         (up[:, i : i + chunk] for i in range(0, up.shape[1], chunk)), fs.extract, ANALYSIS_SR, cfg
@@ -277,16 +277,25 @@ def build_calls(
     pairs_per_fold: int = 1,
     window_s: float = 3.0,
     hop_s: float = 1.5,
+    context_s: float | None = None,
+    join_gap_s: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k), cut into the
-    pipeline's windows (`window_s` every `hop_s`: its defaults unless given)."""
+    pipeline's windows (`window_s` every `hop_s`, each featurised on the stretch of speech under it within
+    `context_s` joined across pauses under `join_gap_s`: the pipeline's defaults unless given)."""
     from aei_batch.features import get_feature_set
     from aei_batch.records import parse_ravdess_name
+    from aei_batch.scoring.windows import SegmentConfig
 
     fs = get_feature_set(fs_name)
     files = list_files(data)
-    grid = "" if (window_s, hop_s) == (3.0, 1.5) else f"-w{window_s:g}h{hop_s:g}"
-    path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}{grid}.npz"
+    d = SegmentConfig()
+    ctx = d.context_s if context_s is None else context_s
+    gap = d.join_gap_s if join_gap_s is None else join_gap_s
+    grid = {"window_s": window_s, "hop_s": hop_s, "context_s": ctx, "join_gap_s": gap}
+    tag = "" if (window_s, hop_s) == (3.0, 1.5) else f"-w{window_s:g}h{hop_s:g}"
+    tag += f"-c{ctx:g}g{gap:g}" if ctx else ""  # no tag: each window on its own voiced span
+    path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}{tag}.npz"
     if path.is_file():
         return dict(np.load(path, allow_pickle=False))
     by_actor: dict[int, list[str]] = {}
@@ -303,7 +312,7 @@ def build_calls(
     cid = 0
     for a in actors:
         for k in range(calls_per_actor):
-            jobs.append(("mono16k", [calls[a][k]], 1000 + cid, fs_name, cid, (window_s, hop_s)))
+            jobs.append(("mono16k", [calls[a][k]], 1000 + cid, fs_name, cid, grid))
             meta.append(("mono16k", [a]))
             cid += 1
     for k in range(n_folds):
@@ -311,9 +320,7 @@ def build_calls(
         for p in range(0, min(len(fold) - 1, 2 * pairs_per_fold), 2):
             a, b = fold[p], fold[p + 1]
             for j in range(calls_per_actor):
-                jobs.append(
-                    ("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid, (window_s, hop_s))
-                )
+                jobs.append(("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid, grid))
                 meta.append(("stereo8k", [a, b]))
                 cid += 1
     t0 = time.perf_counter()

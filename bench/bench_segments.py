@@ -10,6 +10,7 @@ the whole cost is one process) in a fresh child process and reads the child's pe
 
     python bench/bench_segments.py                        # 8 kHz mono, 10 and 60 minutes
     python bench/bench_segments.py --minutes 60 --sr 48000 --channels 2 --modes auto
+    python bench/bench_segments.py --minutes 10 --modes auto --context-s 0 1.5 --dense   # the context's cost
 """
 
 from __future__ import annotations
@@ -31,23 +32,26 @@ import json, resource, sys
 from aei_batch.scoring.job import ScoreOptions, run_score
 from aei_batch.scoring.windows import SegmentConfig
 from aei_batch.io.sinks import read_predictions
-src, model, out, mode = sys.argv[1:5]
+src, model, out, mode, ctx = sys.argv[1:6]
+seg = SegmentConfig(mode=mode, **({"context_s": float(ctx)} if ctx != "default" else {}))
 s = run_score(ScoreOptions(source=src, model_dir=model, output=out, runner="local", table_format="parquet",
                            progress=False, decode_timeout_s=0, max_duration_s=4 * 3600.0,
-                           max_file_mb=4096.0, segments=SegmentConfig(mode=mode)))
+                           max_file_mb=4096.0, segments=seg))
 row = read_predictions(out, "parquet").to_pylist()[0]
 print(json.dumps({"status": row["status"], "error": row["error_code"], "n_segments": row["n_segments"],
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 
-def write_call(path: Path, minutes: int, sr: int, channels: int) -> None:
+def write_call(path: Path, minutes: int, sr: int, channels: int, dense: bool = False) -> None:
+    """`minutes` one-minute blocks: four 3 s utterances with 4.5 s pauses, or (`dense`) twenty in a row."""
     from aei_batch.synth import synth_clip
 
     rng = np.random.default_rng(0)
     block = rng.normal(0, 1e-4, 60 * sr).astype(np.float32)
-    for k, emotion in enumerate(["angry", "sad", "happy", "calm"]):
-        at = int((4.5 + 7.5 * k) * sr)
+    emotions = ["angry", "sad", "happy", "calm"] * (5 if dense else 1)
+    for k, emotion in enumerate(emotions):
+        at = int((3.0 * k if dense else 4.5 + 7.5 * k) * sr)
         block[at : at + 3 * sr] = synth_clip(emotion, 18, sr=sr, seconds=3.0)
     data = block if channels == 1 else np.repeat(block[:, None], channels, axis=1)
     with sf.SoundFile(path, "w", samplerate=sr, channels=channels, subtype="PCM_16") as f:
@@ -65,10 +69,12 @@ def train_model(root: Path) -> Path:
     return root / "model"
 
 
-def run_case(src: Path, model: Path, out: Path, mode: str) -> tuple[dict, float]:
+def run_case(src: Path, model: Path, out: Path, mode: str, ctx: str = "default") -> tuple[dict, float]:
     t0 = time.perf_counter()
     res = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(src), str(model), str(out), mode], capture_output=True, text=True
+        [sys.executable, "-c", _CHILD, str(src), str(model), str(out), mode, ctx],
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - t0
     if res.returncode != 0:
@@ -85,25 +91,38 @@ def main() -> None:
     ap.add_argument(
         "--model-dir", type=Path, default=None, help="a trained model (default: train the default)"
     )
+    ap.add_argument(
+        "--context-s",
+        nargs="+",
+        default=["default"],
+        help="segmented runs with each of these window contexts (default: the pipeline's)",
+    )
+    ap.add_argument("--dense", action="store_true", help="continuous speech: utterances back to back")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="aei-bench-seg-"))
     model = args.model_dir or train_model(root)
     print(f"model: {model} ({json.loads((model / 'card.json').read_text())['feature_set']['name']})")
-    head = ("minutes", "file MB", "mode", "status", "segments", "peak RSS MB", "wall s")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (7, 8, 5, 7, 8, 11, 7), strict=True)))
+    head = ("minutes", "file MB", "mode", "context", "status", "segments", "peak RSS MB", "wall s")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (7, 8, 5, 7, 7, 8, 11, 7), strict=True)))
     for minutes in args.minutes:
         src = root / f"in-{minutes}"
         src.mkdir()
-        write_call(src / "call.wav", minutes, args.sr, args.channels)
+        write_call(src / "call.wav", minutes, args.sr, args.channels, args.dense)
         size = (src / "call.wav").stat().st_size / 1e6
-        for mode in args.modes:
-            info, wall = run_case(src, model, root / f"out-{minutes}-{mode}", mode)
+        cases = [(m, c) for m in args.modes for c in (args.context_s if m != "off" else ["-"])]
+        for mode, ctx in cases:
+            info, wall = run_case(
+                src, model, root / f"out-{minutes}-{mode}-{ctx}", mode, ctx.replace("-", "default")
+            )
             print(
-                f"{minutes:>7} {size:>8.0f} {mode:>5} {info['status']:>7} {info.get('n_segments') or '-':>8} "
-                f"{info['maxrss_kb'] / 1024:>11.0f} {wall:>7.1f}",
+                f"{minutes:>7} {size:>8.0f} {mode:>5} {ctx:>7} {info['status']:>7} "
+                f"{info.get('n_segments') or '-':>8} {info['maxrss_kb'] / 1024:>11.0f} {wall:>7.1f}",
                 flush=True,
             )
-    print(f"({args.sr} Hz, {args.channels} channel(s), PCM_16 WAV read by path; one process per case)")
+    speech = "continuous speech" if args.dense else "3 s utterances, 4.5 s pauses"
+    print(
+        f"({args.sr} Hz, {args.channels} channel(s), {speech}, PCM_16 WAV read by path; one process per case)"
+    )
     shutil.rmtree(root, ignore_errors=True)
 
 

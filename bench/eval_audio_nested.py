@@ -244,6 +244,8 @@ def main() -> int:
     ap.add_argument("--no-calls", action="store_true", help="clips and telephone copies only")
     ap.add_argument("--window-s", type=float, default=3.0, help="the calls' windows (the pipeline's default)")
     ap.add_argument("--hop-s", type=float, default=1.5, help="the calls' window hop (the pipeline's default)")
+    ap.add_argument("--context-s", type=float, help="the calls' window context (default: the pipeline's)")
+    ap.add_argument("--join-gap-s", type=float, help="the calls' join gap (default: the pipeline's)")
     ap.add_argument(
         "--keep-models",
         action="store_true",
@@ -271,7 +273,14 @@ def main() -> int:
         None
         if args.no_calls
         else _corpus.build_calls(
-            args.data, "voice_audio", cache, workers=args.workers, window_s=args.window_s, hop_s=args.hop_s
+            args.data,
+            "voice_audio",
+            cache,
+            workers=args.workers,
+            window_s=args.window_s,
+            hop_s=args.hop_s,
+            context_s=args.context_s,
+            join_gap_s=args.join_gap_s,
         )
     )
     rows = args.rows.split(",")
