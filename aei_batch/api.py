@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aei_batch.config import DEFAULT_RUNNER
+from aei_batch.config import DEFAULT_RUNNER, SEGMENT_KEYS
 from aei_batch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,17 +34,7 @@ __all__ = ["evaluate", "query", "read_predictions", "read_run_summary", "read_se
 
 #: Option names of `score` that are not ScoreOptions fields: the segment settings (docs/SEGMENTS.md)
 #: and the CLI's spellings of two fields.
-_SEGMENT_OPTIONS = (
-    "segments",
-    "window_s",
-    "hop_s",
-    "per_channel",
-    "vad_floor_db",
-    "vad_rel_db",
-    "min_speech_share",
-    "context_s",
-    "join_gap_s",
-)
+_SEGMENT_OPTIONS = ("segments", *SEGMENT_KEYS)
 _ALIASES = {"format": "table_format", "model": "model_name"}
 
 

@@ -151,6 +151,13 @@ def window_crop(
     return y[max(a, s) : min(b, s + w)]
 
 
+def build_training_clips(data: str, fs_name: str, cache: Path, workers: int = 2) -> dict[str, np.ndarray]:
+    """`build_clips` with the speed copies appended: X is (files, 9, dim), training's VARIANTS 0-8."""
+    clips = build_clips(data, fs_name, cache, workers)
+    clips["X"] = np.concatenate([clips["X"], build_speed(data, fs_name, cache, workers)], axis=1)
+    return clips
+
+
 def _window_crop_job(args: tuple[str, str, int]) -> np.ndarray:
     from aei_batch.features import get_feature_set
     from aei_batch.features.augment import telephone

@@ -266,9 +266,7 @@ def main() -> int:
     from aei_batch.models.ensemble import build_models
 
     cache = Path(args.cache_dir)
-    clips = _corpus.build_clips(args.data, "voice_audio", cache, args.workers)
-    speed = _corpus.build_speed(args.data, "voice_audio", cache, args.workers)
-    clips["X"] = np.concatenate([clips["X"], speed], axis=1)  # variants 5-8
+    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)  # variants 0-8
     calls = (
         None
         if args.no_calls

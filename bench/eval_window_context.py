@@ -62,10 +62,7 @@ def main() -> int:
         return 0
     cache = Path(args.cache_dir)
     models = cache / "fold_models"
-    clips = _corpus.build_clips(args.data, "voice_audio", cache, args.workers)
-    clips["X"] = np.concatenate(
-        [clips["X"], _corpus.build_speed(args.data, "voice_audio", cache, args.workers)], 1
-    )
+    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
     calls = {
         s: _corpus.build_calls(
             args.data, "voice_audio", cache, workers=args.workers, context_s=s[0], join_gap_s=s[1]
