@@ -40,7 +40,7 @@ def test_inner_splits_never_share_a_speaker(monkeypatch):
     monkeypatch.setattr(GroupKFold, "split", spy)
     X, y, g = _data(1)
     WeightedBlend(candidates=(("lda", "lda", 0),), rounds=1).fit(X, y, groups=g)
-    assert len(seen) == 3 and all(not s for s in seen)
+    assert len(seen) == 3 + 8 and all(not s for s in seen)  # the choice's 3 folds, the temperature's 8
 
 
 def test_deterministic_and_round_trips_through_skops(tmp_path):
@@ -132,6 +132,24 @@ def test_temperature_is_fitted_on_the_calibration_rows_only():
     best = _fit_temperature(masked.decision_function(X[test]), np.searchsorted(masked.classes_, y[test]))
     assert masked.temperature_ < every.temperature_
     assert abs(np.log(masked.temperature_ / best)) < abs(np.log(every.temperature_ / best))
+
+
+def test_temperature_is_fitted_on_models_of_nearly_the_final_size():
+    """The 3 inner folds' models see two thirds of the speakers and are less sure than the final model, so a
+    temperature fitted on their scores is too high. With `calibration_folds` (the default, 8) it is fitted on
+    8-fold scores of the chosen blend: lower, and nearer the one that is best for unseen speakers."""
+    from aei_batch.models.ensemble import _fit_temperature
+
+    X, y, g = _data(3, n_spk=24, per=16, dim=40)
+    X = X / 2 + np.random.default_rng(3).normal(size=(24, 40))[g] / 2  # weaker classes, stronger speakers
+    train, test = g < 16, g >= 16
+    cands = (("lda", "lda", 0),)
+    three = WeightedBlend(candidates=cands, calibration_folds=0).fit(X[train], y[train], groups=g[train])
+    eight = WeightedBlend(candidates=cands).fit(X[train], y[train], groups=g[train])
+    np.testing.assert_array_equal(three.predict(X[test]), eight.predict(X[test]))  # same members
+    best = _fit_temperature(eight.decision_function(X[test]), np.searchsorted(eight.classes_, y[test]))
+    assert eight.calibration_folds == 8 and eight.temperature_ < three.temperature_
+    assert abs(np.log(eight.temperature_ / best)) < abs(np.log(three.temperature_ / best))
 
 
 def test_calibration_rows_reach_the_blend_through_the_classifier_and_are_checked():
