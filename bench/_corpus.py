@@ -195,6 +195,58 @@ def build_window_crops(data: str, fs_name: str, cache: Path, workers: int = 2) -
     return X
 
 
+def _noisy_crop_job(args: tuple[str, str, int, bool]) -> np.ndarray:
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import random_crop, telephone
+    from aei_batch.records import parse_ravdess_name
+
+    path, fs_name, seed, per_speaker = args
+    fs = get_feature_set(fs_name)
+    y = _load(path)
+    tel = telephone(y, ANALYSIS_SR)
+    rng = np.random.default_rng(seed)  # the same crops as build_clips' variants 2-4
+    crops = [
+        random_crop(y, ANALYSIS_SR, rng),
+        random_crop(y, ANALYSIS_SR, rng),
+        random_crop(tel, ANALYSIS_SR, rng),
+    ]
+    noise = np.random.default_rng(seed + 5555)
+    actor = int(parse_ravdess_name(path).actor or 0)
+    out = []
+    for v, c in enumerate(crops):
+        # per_speaker: one level per (speaker, copy), as a channel's noise floor is steady over a call
+        lv = np.random.default_rng(1000 * actor + v).uniform(*NOISE_RANGE_DBFS) if per_speaker else None
+        level = 10 ** ((noise.uniform(*NOISE_RANGE_DBFS) if lv is None else lv) / 20)
+        out.append(fs.extract((c + level * noise.standard_normal(len(c))).astype(np.float32), ANALYSIS_SR))
+    return np.stack(out)
+
+
+#: the noise floor of the noisy crops: white noise at a level drawn uniformly from this range (dBFS RMS)
+NOISE_RANGE_DBFS = (-75.0, -50.0)
+
+
+def build_noisy_crops(
+    data: str, fs_name: str, cache: Path, workers: int = 2, per_speaker: bool = False
+) -> np.ndarray:
+    """(files, 3, dim): training's three crops (VARIANTS 2-4, as `build_clips` cuts them) under a white noise
+    floor at a random level in NOISE_RANGE_DBFS: an alternative to the clean crops."""
+    from aei_batch.features import get_feature_set
+
+    fs = get_feature_set(fs_name)
+    files = list_files(data)
+    path = cache / f"ncrops{'-spk' if per_speaker else ''}-{fs.name}-{fs.param_hash}-{len(files)}.npz"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)["X"]  # type: ignore[no-any-return]
+    t0 = time.perf_counter()
+    jobs = [(f, fs_name, i, per_speaker) for i, f in enumerate(files)]
+    with _pool(workers) as pool:
+        X = np.stack(pool.map(_noisy_crop_job, jobs, chunksize=8)).astype(np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, X=X, uris=np.array(files))
+    print(f"noisy crops {fs_name}: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    return X
+
+
 def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]:
     """First and last sample of the frames within rel_db of the clip's loudest 512-sample frame."""
     n = len(y) // 512

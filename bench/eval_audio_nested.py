@@ -237,7 +237,8 @@ def main() -> int:
     ap.add_argument(
         "--rows",
         default="default,before,opensmile",
-        help="also: no_adapt, window_crops, speed_only, no_speed, blend_single, blend_full, blend_logloss",
+        help="also: cal0, noisy_crops, noisy_crops_spk, noisy_extra, no_adapt, window_crops, speed_only, "
+        "no_speed, blend_single, blend_full, blend_logloss",
     )
     ap.add_argument("--modes", default="0,1", help="0 = per file, 1 = speaker-adaptive")
     ap.add_argument("--workers", type=int, default=2)
@@ -300,15 +301,42 @@ def main() -> int:
             variants=TRAIN_VARIANTS["aug"],
             **common,
         )
-    if "no_adapt" in rows:  # the default without per-group adaptation (round 2's default)
+    if "cal0" in rows:  # the default with its temperature fitted on the 3 inner folds (before round 5)
         results += run_row(
-            "voice_audio+blend (aug+speed+tel)",
+            "voice_audio+blend (aug+speed+tel, adapt, cal0)",
             clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim, {"blend": {"calibration_folds": 0}})[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
+            **common,
+        )
+    for spk in (False, True):  # the default with a noise floor under its three crops (variants 2-4)
+        if ("noisy_crops_spk" if spk else "noisy_crops") in rows:
+            nc = dict(clips)
+            nc["X"] = clips["X"].copy()
+            nc["X"][:, 2:5] = _corpus.build_noisy_crops(args.data, "voice_audio", cache, args.workers, spk)
+            results += run_row(
+                f"voice_audio+blend (aug+speed+tel, adapt, noisy crops{' per speaker' if spk else ''})",
+                nc,
+                calls,
+                lambda: build_models(["blend"], 0, dim)[0],
+                cols=None,
+                variants=TRAIN_VARIANTS["aug"],
+                **common,
+            )
+    if "noisy_extra" in rows:  # the default plus its three crops again under a noise floor (12 rows a file)
+        nx = dict(clips)
+        nx["X"] = np.concatenate(
+            [clips["X"], _corpus.build_noisy_crops(args.data, "voice_audio", cache, args.workers)], axis=1
+        )
+        results += run_row(
+            "voice_audio+blend (aug+speed+tel, adapt, + noisy crops)",
+            nx,
             calls,
             lambda: build_models(["blend"], 0, dim)[0],
             cols=None,
-            variants=TRAIN_VARIANTS["aug"],
-            adapt=False,
+            variants=tuple(range(12)),
             **common,
         )
     if "window_crops" in rows:  # the default with window crops instead of random crops (variants 2-4)
