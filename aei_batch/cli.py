@@ -543,6 +543,12 @@ def evaluate(
         help="--model-dir: also score every file as a telephone copy (8 kHz, 300-3400 Hz, mu-law) and "
         "report the drop against full band (on).",
     ),
+    noise: bool = typer.Option(
+        None,
+        "--noise/--no-noise",
+        help="--model-dir: also score every file under a steady white noise floor at -65 dBFS (a quiet line "
+        "or room) and report the drop against the clean files (on).",
+    ),
     windows: bool = typer.Option(
         None,
         "--windows/--no-windows",
@@ -558,8 +564,8 @@ def evaluate(
 ) -> None:
     """Measure accuracy, UAR, macro-F1, per-class and per-actor accuracy, 95% CI and ECE; write a report.
 
-    With --model-dir the report also holds the same files as telephone copies and the windows of
-    generated calls (--no-telephone, --no-windows skip them)."""
+    With --model-dir the report also holds the same files as telephone copies and under a noise floor, and
+    the windows of generated calls (--no-telephone, --no-noise, --no-windows skip them)."""
     _setup_logging(verbose)
     table_format = _deprecated_alias("evaluate --format", "--table-format", old_format, table_format)
     report_dir = _deprecated_alias("evaluate -o", "--report-dir", old_report_dir, report_dir)
@@ -587,6 +593,7 @@ def evaluate(
             "runner": runner,
             "cache_dir": cache_dir,
             "telephone": telephone,
+            "noise": noise,
             "windows": windows,
             "window_s": window_s,
             "hop_s": hop_s,

@@ -361,8 +361,10 @@ class EvaluateOptions(Options):
     seed: int = 0
     runner: str = DEFAULT_RUNNER
     cache_dir: str | None = None
-    # --model-dir: also the files as telephone copies, and generated calls scored window by window
+    # --model-dir: also the files as telephone copies and under a noise floor, and generated calls scored
+    # window by window
     telephone: bool = True
+    noise: bool = True
     windows: bool = True
     window_s: float = SegmentConfig.window_s
     hop_s: float = SegmentConfig.hop_s

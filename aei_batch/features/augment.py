@@ -7,6 +7,9 @@ training clip at the analysis rate, deterministically for a given random generat
 * `telephone`: resample to 8 kHz, band-pass 300-3,400 Hz (4th-order Butterworth), 8-bit mu-law
   (G.711-style) quantisation and back, then up to the analysis rate again as the decoder would.
 * `random_crop`: a 2-4 s excerpt at a uniformly random position (the whole clip when shorter).
+* `noise_floor`: the clip under a steady white noise floor (-65 dBFS): evaluation only (`evaluate`,
+  `train`'s held-out report), where it measures how much a noise floor costs a model trained on studio
+  recordings (docs/MODELS.md, round 5).
 * `speed`: the clip played `factor` times faster (tempo and pitch together, as a tape or a resampler
   would: ×0.9 and ×1.1), which makes new voices out of the training speakers' (Ko et al., 2015, for speech
   recognition), and their telephone copies. docs/MODELS.md: +5.3 points per file, +2.2 speaker-adaptive
@@ -75,6 +78,22 @@ def speed(y: np.ndarray, sr: int, factor: float) -> np.ndarray:
         raise ValueError(f"speed factor must be positive, got {factor}")
     return soxr.resample(np.asarray(y, dtype=np.float32), int(round(sr * factor)), sr).astype(np.float32)  # type: ignore[no-any-return]
 
+
+#: the level of `noise_floor`'s white noise (RMS, dBFS): a quiet line or room (the pipeline's voice gate
+#: counts frames under -55 dBFS as silence)
+NOISE_FLOOR_DBFS = -65.0
+
+
+def noise_floor(y: np.ndarray, sr: int, dbfs: float = NOISE_FLOOR_DBFS, seed: int = 0) -> np.ndarray:
+    """The clip under a steady white noise floor at `dbfs` (RMS), deterministic for `seed`: how a recording
+    with a noise floor differs from the studio silence of RAVDESS (evaluation; not a training copy)."""
+    rng = np.random.default_rng(seed)
+    noise = (10 ** (dbfs / 20) * rng.standard_normal(len(y))).astype(np.float32)
+    return (np.asarray(y, dtype=np.float32) + noise).astype(np.float32)  # type: ignore[no-any-return]
+
+
+#: the copies evaluation can score instead of a file (`copy=` of features/clip.py): name -> (y, sr) -> y
+EVAL_COPIES = {"telephone": telephone, "noise": noise_floor}
 
 #: the speed factors of the speed copies
 SPEEDS = (0.9, 1.1)

@@ -41,7 +41,8 @@ def decode_and_extract(
     copy: str | None = None,
 ) -> tuple[np.ndarray, float]:
     """Decode `data` (the bytes of file `name`) at `sr` and extract `feature_set`: (vector, duration s).
-    `copy="telephone"`: the features of its telephone copy instead (features/augment.py; evaluation).
+    `copy="telephone"` / `"noise"`: the features of its telephone copy or of the file under a noise floor
+    instead (features/augment.py `EVAL_COPIES`; evaluation).
     With `augment_seed` (training), the vector of the clip and of each of its augmented copies
     (features/augment.py `copies`), stacked, from the one decode: (len(VARIANTS), dim)."""
     from aei_batch.decode.audio import decode_audio
@@ -49,11 +50,11 @@ def decode_and_extract(
     clip = decode_audio(data, name, sr=sr, max_duration_s=max_duration_s)
     fs = get_feature_set(feature_set)
     if copy is not None:
-        from aei_batch.features.augment import telephone
+        from aei_batch.features.augment import EVAL_COPIES
 
-        if copy != "telephone":
+        if copy not in EVAL_COPIES:
             raise ValueError(f"unknown copy {copy!r}")
-        return extract_checked(fs, telephone(clip.y, clip.sr), clip.sr), clip.duration_s
+        return extract_checked(fs, EVAL_COPIES[copy](clip.y, clip.sr), clip.sr), clip.duration_s
     vec = extract_checked(fs, clip.y, clip.sr)
     if augment_seed is not None:
         from aei_batch.features.augment import copies

@@ -247,8 +247,8 @@ def _source_line(tr: dict[str, Any]) -> str:
 
 
 def _weaknesses(card: ModelCard) -> list[str]:
-    """Where the default model is weak, as measured on the held-out speakers: telephone audio, windows of
-    long recordings (when measured), and the weakest classes."""
+    """Where the default model is weak, as measured on the held-out speakers: telephone audio, a noise floor,
+    windows of long recordings (when measured), and the weakest classes."""
     default = card.models.get(card.default_model)
     h = (default.heldout or {}) if default else {}
     if not h:
@@ -261,6 +261,15 @@ def _weaknesses(card: ModelCard) -> list[str]:
             f"reach {_pct(tel['accuracy'])} accuracy (UAR {_pct(tel['uar'])}, ECE {_pct(tel['ece'])}) "
             f"against {_pct(tel['full_band_accuracy'])} at full band: "
             f"{tel['accuracy_drop_points']:.1f} points lower."
+        )
+    noisy = h.get("noise_floor") or {}
+    if noisy.get("n"):
+        lines.append(
+            f"- A noise floor: the {noisy['n']} held-out files under a steady noise floor "
+            f"({noisy.get('channel')}) reach {_pct(noisy['accuracy'])} accuracy (UAR {_pct(noisy['uar'])}, "
+            f"ECE {_pct(noisy['ece'])}) against {_pct(noisy['full_band_accuracy'])} as recorded: "
+            f"{noisy['accuracy_drop_points']:.1f} points lower. The training clips have studio silence "
+            "between words; measure on your own recordings (`aei-batch evaluate --model-dir`)."
         )
     win = h.get("windows") or {}
     for fmt in ("mono16k", "stereo8k"):

@@ -104,9 +104,9 @@ def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
             "telephone": "8 kHz, 300-3400 Hz band-pass, 8-bit mu-law (features/augment.py)",
             "crops_s": [2.0, 4.0],
             "speeds": list(SPEEDS),
-            "weak_on": "measured in docs/MODELS.md (nested CV): 3 s windows of calls 61-62 %, telephone "
-            "copies 5.5 points under full band (speaker-adaptive); per-file models under-confident (ECE "
-            "0.07); acted RAVDESS speech only",
+            "weak_on": "measured in docs/MODELS.md (nested CV): 3 s windows of calls 63-64 %, telephone "
+            "copies 6.4 points under full band (speaker-adaptive); a -65 dBFS noise floor under studio "
+            "clips costs 20 (speaker-adaptive) to 33 (per file) points; acted RAVDESS speech only",
         }
     }
 

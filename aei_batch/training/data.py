@@ -91,18 +91,20 @@ def _feature_rows(
                 yield row
 
 
-def featurise_telephone(
+def featurise_copy(
     base: LabelledSet,
     feature_set: str,
     *,
+    copy: str = "telephone",
     runner: str = "local",
     workers: int | None = None,
     batch_size: int = 16,
     progress: bool = False,
 ) -> LabelledSet:
-    """The telephone copies (8 kHz, 300-3,400 Hz, mu-law; features/augment.py) of `base`'s files, featurised
-    as scoring an 8 kHz recording would be, by the featurisation stage on `runner` (the copy is made in the
-    decoder child from the one decode); files that cannot be decoded are left out."""
+    """A copy of each of `base`'s files (features/augment.py `EVAL_COPIES`: `telephone`, 8 kHz, 300-3,400 Hz,
+    mu-law, featurised as scoring an 8 kHz recording would be; `noise`, under a -65 dBFS noise floor), by
+    the featurisation stage on `runner` (the copy is made in the decoder child from the one decode); files
+    that cannot be decoded are left out."""
     refs = [next(iter(storage.list_inputs(u))) for u in dict.fromkeys(base.uris)]
     rows = _feature_rows(
         refs,
@@ -111,8 +113,8 @@ def featurise_telephone(
         batch_size=batch_size,
         workers=workers,
         progress=progress,
-        desc="telephone",
-        copy="telephone",
+        desc=copy,
+        copy=copy,
     )
     got = {row["uri"]: row["features"] for row in rows if row["features"] is not None}
     keep = np.array([u in got for u in base.uris], dtype=bool)

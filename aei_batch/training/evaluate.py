@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
     """A model directory on a labelled set: {model name: report}. The report also holds `telephone` (the
-    same files as telephone copies) and `windows` (generated calls scored window by window), unless
-    `opts.telephone` / `opts.windows` are off."""
+    same files as telephone copies), `noise_floor` (the same files under a -65 dBFS noise floor) and
+    `windows` (generated calls scored window by window), unless `opts.telephone` / `opts.noise` /
+    `opts.windows` are off."""
     from aei_batch.models.loader import load_model
     from aei_batch.training.cv import cached_featurise
     from aei_batch.training.metrics import classification_report
@@ -51,11 +52,12 @@ def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
             "source": opts.data,
         }
     )
-    if opts.telephone:
-        from aei_batch.training.data import featurise_telephone
+    from aei_batch.training.data import featurise_copy
 
-        tel = featurise_telephone(data, model.feature_set.name, runner=opts.runner)
-        report["telephone"] = telephone_report(predict, data, tel)
+    for copy, key, on in (("telephone", "telephone", opts.telephone), ("noise", "noise_floor", opts.noise)):
+        if on:
+            copies = featurise_copy(data, model.feature_set.name, copy=copy, runner=opts.runner)
+            report[key] = condition_report(predict, data, copies, CONDITIONS[copy])
     if opts.windows:
         from aei_batch.training.calls import windows_report
 
@@ -94,18 +96,22 @@ def speaker_predictor(model: Any, g: Any, min_files: int) -> Any:
     return predict
 
 
-#: what `telephone_report` does to each file (features/augment.py: telephone)
-TELEPHONE_CHANNEL = "8 kHz, 300-3,400 Hz band-pass, 8-bit mu-law, back to the analysis rate"
+#: what each copy does to a file (features/augment.py: EVAL_COPIES), as the reports say it
+CONDITIONS = {
+    "telephone": "8 kHz, 300-3,400 Hz band-pass, 8-bit mu-law, back to the analysis rate",
+    "noise": "white noise at -65 dBFS (RMS) under the whole file",
+}
 
 
-def telephone_report(predict: Any, data: Any, tel: Any) -> dict[str, Any]:
-    """`tel` (the telephone copies of `data`'s files: `training.data.featurise_telephone`) scored by
-    `predict(X, actors)` (speaker statistics from the copies themselves, as a batch of telephone audio would
-    be scored): the classification report, and the drop in points against the same files at full band."""
+def condition_report(predict: Any, data: Any, tel: Any, channel: str) -> dict[str, Any]:
+    """`tel` (a copy of each of `data`'s files, e.g. its telephone copy: `training.data.featurise_copy`)
+    scored by `predict(X, actors)` (speaker statistics from the copies themselves, as a batch of such audio
+    would be scored): the classification report, and the drop in points against the same files as they
+    are. `channel` says what the copy is."""
     from aei_batch.training.metrics import classification_report
 
     if not len(tel):
-        return {"n": 0, "channel": TELEPHONE_CHANNEL}
+        return {"n": 0, "channel": channel}
     same = np.isin(np.array(data.uris), np.array(tel.uris))
     full = classification_report(data.y[same], predict(data.X[same], data.actors[same]))
     rep = classification_report(tel.y, predict(tel.X, tel.actors))
@@ -113,7 +119,7 @@ def telephone_report(predict: Any, data: Any, tel: Any) -> dict[str, Any]:
     out: dict[str, Any] = {k: rep[k] for k in keys}
     out.update(
         {
-            "channel": TELEPHONE_CHANNEL,
+            "channel": channel,
             "full_band_accuracy": full["accuracy"],
             "full_band_uar": full["uar"],
             "accuracy_drop_points": round(100 * (full["accuracy"] - rep["accuracy"]), 2),
@@ -271,7 +277,8 @@ def print_reports(reports: dict[str, dict[str, Any]], report_dir: str) -> None:
 
 
 def conditions_table(reports: dict[str, dict[str, Any]]) -> Any:
-    """The telephone and window figures of --model-dir reports as one table (None when there are none)."""
+    """The telephone, noise-floor and window figures of --model-dir reports as one table (None when there
+    are none)."""
     from rich.table import Table
 
     rows = []
@@ -283,6 +290,11 @@ def conditions_table(reports: dict[str, dict[str, Any]]) -> Any:
             )
             acc, uar, ece = (f"{tel[k]:.3f}" for k in ("accuracy", "uar", "ece"))
             rows.append((name, "telephone copies", str(tel["n"]), acc, uar, ece, drop))
+        noisy = r.get("noise_floor")
+        if noisy and noisy.get("n"):
+            drop = f"{noisy['accuracy_drop_points']:.1f} points under the clean files"
+            acc, uar, ece = (f"{noisy[k]:.3f}" for k in ("accuracy", "uar", "ece"))
+            rows.append((name, "noise floor -65 dBFS", str(noisy["n"]), acc, uar, ece, drop))
         win = r.get("windows") or {}
         for fmt in ("mono16k", "stereo8k"):
             w = win.get(fmt)
@@ -293,7 +305,7 @@ def conditions_table(reports: dict[str, dict[str, Any]]) -> Any:
     if not rows:
         return None
     t = Table(
-        title="telephone and call windows (share of windows = clip under the window centre)",
+        title="telephone, noise floor and call windows (share of windows = clip under the window centre)",
         title_justify="left",
     )
     for col in ("model", "condition", "n", "accuracy / share", "UAR", "ECE", "note"):

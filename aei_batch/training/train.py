@@ -147,7 +147,7 @@ def run_train(opts: TrainOptions) -> ModelCard:
         acc = f"{heldout['accuracy']:.3f}" if heldout else "n/a"
         log.info("trained %s in %.1fs; held-out accuracy %s", model.name, time.perf_counter() - t1, acc)
     if test_files is not None and len(test_files):
-        _heldout_telephone(opts, models, artifacts, test_files, sa_options)
+        _heldout_conditions(opts, models, artifacts, test_files, sa_options)
     card = _card(opts, data, train, test, artifacts, time.perf_counter() - t0)
     card.options.update(sa_options)
     if params:
@@ -199,30 +199,32 @@ def _heldout_windows(opts: TrainOptions, out: Path, card: ModelCard, test: Label
     log.info("held-out call windows measured in %.1fs", time.perf_counter() - t0)
 
 
-def _heldout_telephone(
+def _heldout_conditions(
     opts: TrainOptions,
     models: list[Any],
     artifacts: dict[str, ArtifactInfo],
     test: LabelledSet,
     sa_options: dict[str, Any],
 ) -> None:
-    """Each model's held-out report gains `telephone`: the held-out files as telephone copies (8 kHz,
-    300-3,400 Hz, mu-law), scored as scoring would (per speaker in speaker-adaptive mode), with the drop
-    against full band. Where the model is weak goes into MODEL_CARD.md."""
-    from aei_batch.training.data import featurise_telephone
-    from aei_batch.training.evaluate import speaker_predictor, telephone_report
+    """Each model's held-out report gains `telephone` (the held-out files as telephone copies: 8 kHz,
+    300-3,400 Hz, mu-law) and `noise_floor` (the same files under a -65 dBFS white noise floor), scored as
+    scoring would (per speaker in speaker-adaptive mode), with the drop against the files as they are.
+    Where the model is weak goes into MODEL_CARD.md."""
+    from aei_batch.training.data import featurise_copy
+    from aei_batch.training.evaluate import CONDITIONS, condition_report, speaker_predictor
 
     t0 = time.perf_counter()
-    tel = featurise_telephone(test, opts.feature_set, runner=opts.runner, progress=opts.progress)
-    for model in models:
-        predict: Any = lambda X, actors, m=model: m.predict_proba8(X)  # noqa: E731
-        if sa_options.get("speaker_adaptive"):
-            from aei_batch.scoring.speaker import GlobalStats
+    for copy, key in (("telephone", "telephone"), ("noise", "noise_floor")):
+        copies = featurise_copy(test, opts.feature_set, copy=copy, runner=opts.runner, progress=opts.progress)
+        for model in models:
+            predict: Any = lambda X, actors, m=model: m.predict_proba8(X)  # noqa: E731
+            if sa_options.get("speaker_adaptive"):
+                from aei_batch.scoring.speaker import GlobalStats
 
-            g = GlobalStats.from_json(sa_options["global_stats"])
-            predict = speaker_predictor(model, g, opts.min_speaker_files)
-        artifacts[model.name].heldout["telephone"] = telephone_report(predict, test, tel)
-    log.info("held-out telephone copies measured in %.1fs", time.perf_counter() - t0)
+                g = GlobalStats.from_json(sa_options["global_stats"])
+                predict = speaker_predictor(model, g, opts.min_speaker_files)
+            artifacts[model.name].heldout[key] = condition_report(predict, test, copies, CONDITIONS[copy])
+    log.info("held-out telephone and noise-floor copies measured in %.1fs", time.perf_counter() - t0)
 
 
 def _card(

@@ -1,5 +1,6 @@
 """`aei-batch evaluate --model-dir` on the default model (`aei-batch train` with no model options): the
-telephone copies and the windows of generated calls, beside the per-file report."""
+telephone copies, the files under a noise floor and the windows of generated calls, beside the per-file
+report."""
 
 import json
 import time
@@ -76,6 +77,12 @@ def test_train_card_counts_files_and_measures_telephone(default_model):
     md = (default_model / "model" / "MODEL_CARD.md").read_text()
     assert "24 used for training (216 training rows" in md and "## Where it is weak" in md
     assert "Telephone audio: the 16 held-out files" in md
+    noisy = card["models"]["blend"]["heldout"]["noise_floor"]
+    assert noisy["n"] == 16 and "-65 dBFS" in noisy["channel"] and 0 <= noisy["accuracy"] <= 1
+    assert noisy["accuracy_drop_points"] == pytest.approx(
+        100 * (noisy["full_band_accuracy"] - noisy["accuracy"]), abs=0.01
+    )
+    assert "A noise floor: the 16 held-out files" in md
     win = card["models"]["blend"]["heldout"]["windows"]  # train scores generated calls too
     assert win["mono16k"]["calls"] == win["stereo8k"]["calls"] == 2 and win["mono16k"]["n_counted"] >= 3
     assert "Windows of long recordings: in 2 generated calls" in md
@@ -101,6 +108,9 @@ def test_evaluate_reports_telephone_and_call_windows(default_model, tmp_path):
     assert tel["full_band_accuracy"] == rep["accuracy"]
     assert tel["accuracy_drop_points"] == pytest.approx(100 * (rep["accuracy"] - tel["accuracy"]), abs=0.01)
 
+    noisy = rep["noise_floor"]  # the same files under a -65 dBFS white noise floor
+    assert noisy["n"] == 16 and 0 <= noisy["accuracy"] <= 1 and noisy["full_band_accuracy"] == rep["accuracy"]
+
     win = rep["windows"]
     assert (win["window_s"], win["hop_s"]) == (3.0, 1.5)
     for fmt in ("mono16k", "stereo8k"):
@@ -109,12 +119,14 @@ def test_evaluate_reports_telephone_and_call_windows(default_model, tmp_path):
         assert w["n_windows"] == w["n_counted"] + w["n_excluded"] and w["n_counted"] >= 3
         assert w["share"] > 0.5, w  # tones of a model trained on tones
     assert "telephone copies" in printed and "windows: 16 kHz mono calls" in printed
+    assert "noise floor -65 dBFS" in printed
     assert "windows: 8 kHz stereo calls" in printed
     print(f"evaluate with telephone and windows: {time.perf_counter() - t0:.1f} s")
 
 
 def test_flags_skip_them_and_windows_follow_the_window_options(default_model, tmp_path):
-    rep, printed = _evaluate(default_model, tmp_path / "r", "--no-telephone", "--no-windows")
+    rep, printed = _evaluate(default_model, tmp_path / "r", "--no-telephone", "--no-noise", "--no-windows")
     assert "telephone" not in rep and "windows" not in rep and "telephone copies" not in printed
+    assert "noise_floor" not in rep and "noise floor" not in printed
     res = runner.invoke(app, ["evaluate", "x", "--model-dir", "m", "--window-s", "2", "--hop-s", "3"])
     assert res.exit_code == 4 and "--hop-s" in res.output

@@ -102,6 +102,23 @@ def test_speed_copy_is_shorter_and_higher_by_the_factor():
         speed(y, sr, 0.0)
 
 
+def test_the_noise_floor_copy_adds_steady_white_noise_at_its_level():
+    from aei_batch.features.augment import EVAL_COPIES, NOISE_FLOOR_DBFS, noise_floor
+
+    sr = 22050
+    y = np.zeros(2 * sr, np.float32)
+    y[sr // 2 : sr] = 0.2 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)
+    out = noise_floor(y, sr)
+    assert out.dtype == np.float32 and out.shape == y.shape
+    silence = out[sr + sr // 4 :]
+    assert 20 * np.log10(np.sqrt(np.mean(silence.astype(np.float64) ** 2))) == pytest.approx(
+        NOISE_FLOOR_DBFS, abs=0.2
+    )
+    np.testing.assert_array_equal(out, noise_floor(y, sr))  # deterministic
+    assert np.abs(noise_floor(y, sr, dbfs=-40.0) - y).std() > 5 * np.abs(out - y).std()
+    assert EVAL_COPIES["noise"] is noise_floor
+
+
 def test_copies_follow_the_variants_and_end_with_the_speed_copies_and_their_telephone_copies():
     sr = 22050
     y = 0.1 * np.random.default_rng(0).normal(size=3 * sr).astype(np.float32)

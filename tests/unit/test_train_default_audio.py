@@ -92,3 +92,26 @@ def test_augmented_copies_run_on_the_chosen_runner_and_do_not_depend_on_it(small
     a, b = copies(y, 22050, file_seed(3, "x.wav")), copies(y, 22050, file_seed(3, "y.wav"))
     assert all(np.array_equal(u, v) for u, v in zip(a, copies(y, 22050, file_seed(3, "x.wav")), strict=True))
     assert not np.array_equal(a[1], b[1])  # another file (or seed): other crops
+
+
+def test_evaluation_copies_are_made_in_the_stage_and_differ_from_the_files(small_corpus):
+    """`featurise_copy` featurises each file's telephone copy or its copy under a noise floor (made in the
+    decoder child from the one decode), row for row with the files; an unknown copy is refused."""
+    from aei_batch.decode.audio import decode_audio
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import noise_floor, telephone
+    from aei_batch.features.clip import decode_and_extract
+    from aei_batch.training.data import featurise, featurise_copy
+
+    plain = featurise(str(small_corpus), "seed_mfcc157", runner="local", progress=False)
+    first = plain.uris[0]
+    for copy, make in (("telephone", telephone), ("noise", noise_floor)):
+        got = featurise_copy(plain, "seed_mfcc157", copy=copy, runner="pool", workers=2)
+        assert got.uris == plain.uris and list(got.y) == list(plain.y)
+        assert np.abs(got.X - plain.X).max() > 1e-3  # the copy, not the file
+        with open(first, "rb") as f:
+            clip = decode_audio(f.read(), first)
+        want = get_feature_set("seed_mfcc157").extract(make(clip.y, clip.sr), clip.sr)
+        np.testing.assert_allclose(got.X[0], want, rtol=1e-4, atol=1e-4)
+    with open(first, "rb") as f, pytest.raises(ValueError, match="unknown copy"):
+        decode_and_extract(f.read(), first, "seed_mfcc157", sr=22050, max_duration_s=None, copy="x")
