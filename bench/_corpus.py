@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -183,15 +184,19 @@ def build_window_crops(data: str, fs_name: str, cache: Path, workers: int = 2) -
     fs = get_feature_set(fs_name)
     files = list_files(data)
     path = cache / f"wcrops-{fs.name}-{fs.param_hash}-{len(files)}.npz"
+    return _per_file(path, _window_crop_job, [(f, fs_name, i) for i, f in enumerate(files)], workers)
+
+
+def _per_file(path: Path, job: Any, jobs: list[Any], workers: int) -> np.ndarray:
+    """Stacked `job` results (one (copies, dim) array per file), cached at `path`."""
     if path.is_file():
         return np.load(path, allow_pickle=False)["X"]  # type: ignore[no-any-return]
     t0 = time.perf_counter()
-    jobs = [(f, fs_name, i) for i, f in enumerate(files)]
     with _pool(workers) as pool:
-        X = np.stack(pool.map(_window_crop_job, jobs, chunksize=8)).astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, X=X, uris=np.array(files))
-    print(f"window crops {fs_name}: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        X = np.stack(pool.map(job, jobs, chunksize=8)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, X=X, uris=np.array([j[0] for j in jobs]))
+    print(f"{path.name}: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return X
 
 
@@ -235,16 +240,9 @@ def build_noisy_crops(
     fs = get_feature_set(fs_name)
     files = list_files(data)
     path = cache / f"ncrops{'-spk' if per_speaker else ''}-{fs.name}-{fs.param_hash}-{len(files)}.npz"
-    if path.is_file():
-        return np.load(path, allow_pickle=False)["X"]  # type: ignore[no-any-return]
-    t0 = time.perf_counter()
-    jobs = [(f, fs_name, i, per_speaker) for i, f in enumerate(files)]
-    with _pool(workers) as pool:
-        X = np.stack(pool.map(_noisy_crop_job, jobs, chunksize=8)).astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, X=X, uris=np.array(files))
-    print(f"noisy crops {fs_name}: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    return X
+    return _per_file(
+        path, _noisy_crop_job, [(f, fs_name, i, per_speaker) for i, f in enumerate(files)], workers
+    )
 
 
 def speech_span(y: np.ndarray, sr: int, rel_db: float = 35.0) -> tuple[int, int]:

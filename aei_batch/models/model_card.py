@@ -256,20 +256,13 @@ def _weaknesses(card: ModelCard) -> list[str]:
     lines = ["", "## Where it is weak", ""]
     tel = h.get("telephone") or {}
     if tel.get("n"):
-        lines.append(
-            f"- Telephone audio: the {tel['n']} held-out files as telephone copies ({tel.get('channel')}) "
-            f"reach {_pct(tel['accuracy'])} accuracy (UAR {_pct(tel['uar'])}, ECE {_pct(tel['ece'])}) "
-            f"against {_pct(tel['full_band_accuracy'])} at full band: "
-            f"{tel['accuracy_drop_points']:.1f} points lower."
-        )
+        lines.append(_condition_line("Telephone audio", "as telephone copies", tel, "at full band") + ".")
     noisy = h.get("noise_floor") or {}
     if noisy.get("n"):
         lines.append(
-            f"- A noise floor: the {noisy['n']} held-out files under a steady noise floor "
-            f"({noisy.get('channel')}) reach {_pct(noisy['accuracy'])} accuracy (UAR {_pct(noisy['uar'])}, "
-            f"ECE {_pct(noisy['ece'])}) against {_pct(noisy['full_band_accuracy'])} as recorded: "
-            f"{noisy['accuracy_drop_points']:.1f} points lower. The training clips have studio silence "
-            "between words; measure on your own recordings (`aei-batch evaluate --model-dir`)."
+            _condition_line("A noise floor", "under a steady noise floor", noisy, "as recorded")
+            + ". The training clips have studio silence between words; measure on your own recordings "
+            "(`aei-batch evaluate --model-dir`)."
         )
     win = h.get("windows") or {}
     for fmt in ("mono16k", "stereo8k"):
@@ -292,6 +285,15 @@ def _weaknesses(card: ModelCard) -> list[str]:
         "above); natural, spontaneous speech was not measured."
     )
     return lines
+
+
+def _condition_line(label: str, how: str, rep: dict[str, Any], against: str) -> str:
+    """One bullet of "Where it is weak": the held-out files as a copy (`rep`: a `condition_report`)."""
+    return (
+        f"- {label}: the {rep['n']} held-out files {how} ({rep.get('channel')}) reach "
+        f"{_pct(rep['accuracy'])} accuracy (UAR {_pct(rep['uar'])}, ECE {_pct(rep['ece'])}) against "
+        f"{_pct(rep['full_band_accuracy'])} {against}: {rep['accuracy_drop_points']:.1f} points lower"
+    )
 
 
 def _actors(actors: Any) -> str:
