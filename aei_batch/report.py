@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -55,24 +55,28 @@ def print_train_summary(card: ModelCard, model_dir: str) -> None:
         f"held out {tr['n_heldout']} files from actors {tr['holdout_actors'] or 'none'}"
     )
     t = Table(title="held-out accuracy (actors never seen in training)", title_justify="left")
-    for col in ("model", "accuracy", "95% CI", "UAR", "macro-F1", "telephone", "fit s"):
+    for col in ("model", "accuracy", "95% CI", "UAR", "macro-F1", "telephone", "noise floor", "fit s"):
         t.add_column(col)
+
+    def cond(rep: dict[str, Any]) -> str:
+        return f"{rep['accuracy']:.3f} (drop {rep['accuracy_drop_points']:.1f} pt)" if rep.get("n") else ""
+
     for name, art in card.models.items():
         h = art.heldout
         if h:
             lo, hi = h["accuracy_ci95"]
-            tel = h.get("telephone") or {}
             t.add_row(
                 name + (" *" if name == card.default_model else ""),
                 f"{h['accuracy']:.3f}",
                 f"{lo:.3f}-{hi:.3f}",
                 f"{h['uar']:.3f}",
                 f"{h['macro_f1']:.3f}",
-                f"{tel['accuracy']:.3f} (drop {tel['accuracy_drop_points']:.1f} pt)" if tel.get("n") else "",
+                cond(h.get("telephone") or {}),
+                cond(h.get("noise_floor") or {}),
                 str(art.params.get("fit_seconds")),
             )
         else:
-            t.add_row(name, "n/a", "", "", "", "", str(art.params.get("fit_seconds")))
+            t.add_row(name, "n/a", "", "", "", "", "", str(art.params.get("fit_seconds")))
     console.print(t)
     default = card.models.get(card.default_model)
     win = (default.heldout or {}).get("windows") if default else None
