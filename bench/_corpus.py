@@ -30,6 +30,14 @@ ANALYSIS_SR = 22050
 NOISE_DBFS = -65.0  # a faint noise floor under the pauses (the voice gate's absolute floor is -55 dBFS)
 
 
+def fold_model_dir(cache: Path, fs_name: str = "voice_audio") -> Path:
+    """Where the nested benches keep fitted fold models: per feature-set hash, so a changed extractor never
+    reuses models fitted on the old features (a model's file name is its row's name, mode and fold)."""
+    from aei_batch.features import get_feature_set
+
+    return cache / "fold_models" / get_feature_set(fs_name).param_hash
+
+
 def _load(path: str) -> np.ndarray:
     import soundfile as sf
 

@@ -250,7 +250,7 @@ def main() -> int:
     ap.add_argument(
         "--keep-models",
         action="store_true",
-        help="keep fitted fold models in CACHE/fold_models and reuse them",
+        help="keep fitted fold models in CACHE/fold_models/<feature hash> and reuse them",
     )
     ap.add_argument("--max-lda-dim", type=int, default=10_000, help="openSMILE rows: no LDA above this dim")
     ap.add_argument(
@@ -288,7 +288,7 @@ def main() -> int:
         "min_files": args.min_speaker_files,
         "n_folds": args.folds,
         "modes": tuple(m == "1" for m in args.modes.split(",")),
-        "model_cache": cache / "fold_models" if args.keep_models else None,
+        "model_cache": _corpus.fold_model_dir(cache) if args.keep_models else None,
     }
     dim = clips["X"].shape[2]
     if "default" in rows:

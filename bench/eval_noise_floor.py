@@ -3,9 +3,9 @@
     python bench/eval_noise_floor.py [--data DIR] [--cache-dir /work/wt/cache] [--rows default,noisy_crops]
 
 A diagnostic, not a choice: no setting is picked here. For each row of bench/eval_audio_nested.py whose
-fold models were kept (`--keep-models`: CACHE/fold_models), every outer fold's test clips are featurised
-under each condition and scored as the nested bench scores clips (speaker-adaptive: each test actor's
-clips z-scored and adapted with their own statistics):
+fold models were kept (`--keep-models`: CACHE/fold_models/<feature hash>), every outer fold's test clips
+are featurised under each condition and scored as the nested bench scores clips (speaker-adaptive: each
+test actor's clips z-scored and adapted with their own statistics):
 
 * whole        the clip as it is (the nested bench's `clips` row)
 * trimmed      the clip cut to its speech span (frames within 35 dB of its loudest, bench/_corpus.py)
@@ -108,7 +108,7 @@ def main() -> int:
         for sa in (False, True):
             acc: dict[str, list[float]] = {c: [] for c in CONDITIONS}
             for k, (tr, te) in enumerate(actor_folds(actors, 5)):
-                saved = cache / "fold_models" / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
+                saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
                 if not saved.is_file():
                     raise SystemExit(
                         f"no fold model {saved}: run eval_audio_nested.py --rows {key} --keep-models"

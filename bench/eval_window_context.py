@@ -12,7 +12,8 @@ training actors, the generated calls of those actors (bench/_corpus.py: build_ca
 window under every setting, and the setting with the best inner window accuracy (speaker-adaptive, ties to
 the smaller context) is taken. The outer test actors' calls are then scored by the outer model under the
 setting each fold chose. Prints the inner table, the choices and the nested window accuracy beside every
-fixed setting. Fitted models are kept in CACHE/fold_models (as `eval_audio_nested.py --keep-models`).
+fixed setting. Fitted models are kept in CACHE/fold_models/<feature hash> (as `eval_audio_nested.py
+--keep-models`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main() -> int:
         print(f"SKIP: dataset not found at {args.data}")
         return 0
     cache = Path(args.cache_dir)
-    models = cache / "fold_models"
+    models = _corpus.fold_model_dir(cache)
     clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
     calls = {
         s: _corpus.build_calls(

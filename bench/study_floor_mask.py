@@ -92,7 +92,7 @@ def main() -> int:
     for sa in (False, True):
         acc: list[list[float]] = [[], [], []]
         for k, (tr, te) in enumerate(actor_folds(actors, 5)):
-            saved = cache / "fold_models" / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
+            saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
             model = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
             g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in E.TRAIN_VARIANTS["aug"]]))
             keys = [f"{a}-0" for a in actors[te]]
