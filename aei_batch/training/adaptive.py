@@ -106,7 +106,7 @@ def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
             "speeds": list(SPEEDS),
             "weak_on": "measured in docs/MODELS.md (nested CV): 3 s windows of calls 63-64 %, telephone "
             "copies 6.4 points under full band (speaker-adaptive); a -65 dBFS noise floor under studio "
-            "clips costs 20 (speaker-adaptive) to 33 (per file) points; acted RAVDESS speech only",
+            "clips costs 20 (speaker-adaptive) to 32 (per file) points; acted RAVDESS speech only",
         }
     }
 
