@@ -291,117 +291,86 @@ def main() -> int:
         "model_cache": _corpus.fold_model_dir(cache) if args.keep_models else None,
     }
     dim = clips["X"].shape[2]
-    if "default" in rows:
-        results += run_row(
-            "voice_audio+blend (aug+speed+tel, adapt)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim)[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug"],
-            **common,
-        )
-    if "cal0" in rows:  # the default with its temperature fitted on the 3 inner folds (before round 5)
-        results += run_row(
+
+    def crops(build: Any, append: bool = False) -> Any:
+        """The clips with training's three crops (variants 2-4) replaced by, or followed by, `build()`'s."""
+
+        def make() -> dict[str, np.ndarray]:
+            out = dict(clips)
+            extra = build(args.data, "voice_audio", cache, args.workers)
+            out["X"] = np.concatenate([clips["X"], extra], axis=1) if append else clips["X"].copy()
+            if not append:
+                out["X"][:, 2:5] = extra
+            return out
+
+        return make
+
+    noisy_spk = lambda *a: _corpus.build_noisy_crops(*a, per_speaker=True)  # noqa: E731
+    # key -> (row name = its fold models' file name, the blend's parameters, training variants, the data)
+    blend_rows: dict[str, tuple[str, dict[str, Any], tuple[int, ...], Any]] = {
+        "default": ("voice_audio+blend (aug+speed+tel, adapt)", {}, TRAIN_VARIANTS["aug"], None),
+        # the temperature fitted on the 3 inner folds (before round 5)
+        "cal0": (
             "voice_audio+blend (aug+speed+tel, adapt, cal0)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim, {"blend": {"calibration_folds": 0}})[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug"],
-            **common,
-        )
-    for spk in (False, True):  # the default with a noise floor under its three crops (variants 2-4)
-        if ("noisy_crops_spk" if spk else "noisy_crops") in rows:
-            nc = dict(clips)
-            nc["X"] = clips["X"].copy()
-            nc["X"][:, 2:5] = _corpus.build_noisy_crops(args.data, "voice_audio", cache, args.workers, spk)
+            {"calibration_folds": 0},
+            TRAIN_VARIANTS["aug"],
+            None,
+        ),
+        # a noise floor under the three crops; one level per speaker and copy; the noisy crops added (12 rows)
+        "noisy_crops": (
+            "voice_audio+blend (aug+speed+tel, adapt, noisy crops)",
+            {},
+            TRAIN_VARIANTS["aug"],
+            crops(_corpus.build_noisy_crops),
+        ),
+        "noisy_crops_spk": (
+            "voice_audio+blend (aug+speed+tel, adapt, noisy crops per speaker)",
+            {},
+            TRAIN_VARIANTS["aug"],
+            crops(noisy_spk),
+        ),
+        "noisy_extra": (
+            "voice_audio+blend (aug+speed+tel, adapt, + noisy crops)",
+            {},
+            tuple(range(12)),
+            crops(_corpus.build_noisy_crops, append=True),
+        ),
+        # window crops instead of random crops
+        "window_crops": (
+            "voice_audio+blend (window crops)",
+            {},
+            TRAIN_VARIANTS["aug"],
+            crops(_corpus.build_window_crops),
+        ),
+        # speed copies without their telephone copies; the copies of before the speed copies
+        "speed_only": ("voice_audio+blend (aug+speed, no tel-speed)", {}, TRAIN_VARIANTS["aug_speed"], None),
+        "no_speed": ("voice_audio+blend (aug, no speed)", {}, TRAIN_VARIANTS["aug_v2"], None),
+        # one candidate, no pairs (the previous default); members and weights by inner log-loss
+        "blend_single": (
+            "voice_audio+blend single (aug, no speed)",
+            {"combos": ()},
+            TRAIN_VARIANTS["aug_v2"],
+            None,
+        ),
+        "blend_logloss": (
+            "voice_audio+blend select=logloss (aug, no speed)",
+            {"select": "logloss", "combos": ()},
+            TRAIN_VARIANTS["aug_v2"],
+            None,
+        ),
+        "blend_full": ("voice_audio+blend (clips)", {}, TRAIN_VARIANTS["full"], None),
+    }
+    for key, (name, params, variants, data) in blend_rows.items():
+        if key in rows:
             results += run_row(
-                f"voice_audio+blend (aug+speed+tel, adapt, noisy crops{' per speaker' if spk else ''})",
-                nc,
+                name,
+                data() if data else clips,
                 calls,
-                lambda: build_models(["blend"], 0, dim)[0],
+                lambda p=params: build_models(["blend"], 0, dim, {"blend": p})[0],
                 cols=None,
-                variants=TRAIN_VARIANTS["aug"],
+                variants=variants,
                 **common,
             )
-    if "noisy_extra" in rows:  # the default plus its three crops again under a noise floor (12 rows a file)
-        nx = dict(clips)
-        nx["X"] = np.concatenate(
-            [clips["X"], _corpus.build_noisy_crops(args.data, "voice_audio", cache, args.workers)], axis=1
-        )
-        results += run_row(
-            "voice_audio+blend (aug+speed+tel, adapt, + noisy crops)",
-            nx,
-            calls,
-            lambda: build_models(["blend"], 0, dim)[0],
-            cols=None,
-            variants=tuple(range(12)),
-            **common,
-        )
-    if "window_crops" in rows:  # the default with window crops instead of random crops (variants 2-4)
-        wc = dict(clips)
-        wc["X"] = clips["X"].copy()
-        wc["X"][:, 2:5] = _corpus.build_window_crops(args.data, "voice_audio", cache, args.workers)
-        results += run_row(
-            "voice_audio+blend (window crops)",
-            wc,
-            calls,
-            lambda: build_models(["blend"], 0, dim)[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug"],
-            **common,
-        )
-    if "speed_only" in rows:  # speed copies without their telephone copies
-        results += run_row(
-            "voice_audio+blend (aug+speed, no tel-speed)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim)[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug_speed"],
-            **common,
-        )
-    if "no_speed" in rows:  # the copies of before the speed copies
-        results += run_row(
-            "voice_audio+blend (aug, no speed)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim)[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug_v2"],
-            **common,
-        )
-    if "blend_single" in rows:  # the blend choosing one candidate, no pairs, no speed (the previous default)
-        results += run_row(
-            "voice_audio+blend single (aug, no speed)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim, {"blend": {"combos": ()}})[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug_v2"],
-            **common,
-        )
-    if "blend_logloss" in rows:  # the blend choosing members and weights by inner log-loss
-        results += run_row(
-            "voice_audio+blend select=logloss (aug, no speed)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim, {"blend": {"select": "logloss", "combos": ()}})[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["aug_v2"],
-            **common,
-        )
-    if "blend_full" in rows:
-        results += run_row(
-            "voice_audio+blend (clips)",
-            clips,
-            calls,
-            lambda: build_models(["blend"], 0, dim)[0],
-            cols=None,
-            variants=TRAIN_VARIANTS["full"],
-            **common,
-        )
     if "before" in rows:
         results += run_row(
             "rich_audio+ensemble (clips)",

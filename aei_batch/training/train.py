@@ -214,16 +214,16 @@ def _heldout_conditions(
     from aei_batch.training.evaluate import CONDITIONS, condition_report, speaker_predictor
 
     t0 = time.perf_counter()
+    predictors: dict[str, Any] = {m.name: (lambda X, actors, m=m: m.predict_proba8(X)) for m in models}
+    if sa_options.get("speaker_adaptive"):
+        from aei_batch.scoring.speaker import GlobalStats
+
+        g = GlobalStats.from_json(sa_options["global_stats"])
+        predictors = {m.name: speaker_predictor(m, g, opts.min_speaker_files) for m in models}
     for copy, key in (("telephone", "telephone"), ("noise", "noise_floor")):
         copies = featurise_copy(test, opts.feature_set, copy=copy, runner=opts.runner, progress=opts.progress)
-        for model in models:
-            predict: Any = lambda X, actors, m=model: m.predict_proba8(X)  # noqa: E731
-            if sa_options.get("speaker_adaptive"):
-                from aei_batch.scoring.speaker import GlobalStats
-
-                g = GlobalStats.from_json(sa_options["global_stats"])
-                predict = speaker_predictor(model, g, opts.min_speaker_files)
-            artifacts[model.name].heldout[key] = condition_report(predict, test, copies, CONDITIONS[copy])
+        for name, predict in predictors.items():
+            artifacts[name].heldout[key] = condition_report(predict, test, copies, CONDITIONS[copy])
     log.info("held-out telephone and noise-floor copies measured in %.1fs", time.perf_counter() - t0)
 
 
