@@ -175,6 +175,12 @@ def score(
         help="A window is scored on the whole stretch of speech under it, up to this many seconds past "
         "either edge (1.5; 0: its own voiced part only).",
     ),
+    denoise: bool = typer.Option(
+        None,
+        "--denoise/--no-denoise",
+        help="Clean each window of its channel's steady noise, measured on the non-speech frames around it "
+        "(default on).",
+    ),
     video_model: str = typer.Option(
         None,
         "--video-model",
@@ -268,6 +274,7 @@ def score(
             "vad_rel_db": vad_rel_db,
             "min_speech_share": min_speech_share,
             "context_s": context_s,
+            "denoise": denoise,
             "video_model": video_model,
             "frame_every": frame_every,
             "frame_fps": frame_fps,

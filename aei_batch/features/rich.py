@@ -363,12 +363,20 @@ def _zcr(y: np.ndarray, n_fft: int, hop: int, n_frames: int) -> np.ndarray:
 
 
 def _analysis(
-    y: np.ndarray, sr: int, p: dict[str, Any], *, full: bool, keep_power: bool = False
+    y: np.ndarray,
+    sr: int,
+    p: dict[str, Any],
+    *,
+    full: bool,
+    keep_power: bool = False,
+    noise: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every per-frame quantity of one clip, in one pass over its frames (in blocks): the log-mel
     spectrogram, the frame level and the active frames; when `full`, the spectral shape, the
     spectral contrast and YIN's F0 and aperiodicity; when `keep_power`, the (frames, bins) float32
-    power spectrum itself (`voice_audio` derives its spectral descriptors from it)."""
+    power spectrum itself (`voice_audio` derives its spectral descriptors from it). With `noise` (a
+    power spectrum from `noise_power`), every frame's power spectrum is cleaned by `subtract_noise`
+    before anything is derived from it (the pitch, from the waveform, is not)."""
     if sr != p["sr"]:
         raise ValueError(f"rich features are defined at {p['sr']} Hz, got {sr}")
     y = np.asarray(y, dtype=np.float32)
@@ -393,6 +401,8 @@ def _analysis(
         block = frames[i:j]
         spec = np.fft.rfft(block, axis=1, out=_WS.get("spec", (j - i, n_fft // 2 + 1), np.complex128))
         power = _power_block(spec)
+        if noise is not None:
+            power = subtract_noise(power, noise)
         if power_all is not None:
             power_all[i:j] = power
         mel[:, i:j] = mel_fb @ power.T
@@ -417,13 +427,47 @@ def _analysis(
     return out
 
 
-def analysis(y: np.ndarray, sr: int, *, keep_power: bool = False) -> dict[str, np.ndarray]:
+def analysis(
+    y: np.ndarray, sr: int, *, keep_power: bool = False, noise: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """`rich_audio`'s full analysis of a clip (padded to one frame as `rich_audio` pads it), for the
     sets built on it (`features.voice`); `rich_from_analysis` turns it into the `rich_audio` vector."""
     y = np.asarray(y, dtype=np.float32)
     if len(y) < RICH_PARAMS["n_fft"]:
         y = np.pad(y, (0, RICH_PARAMS["n_fft"] - len(y)))
-    return _analysis(y, sr, RICH_PARAMS, full=True, keep_power=keep_power)
+    return _analysis(y, sr, RICH_PARAMS, full=True, keep_power=keep_power, noise=noise)
+
+
+#: what spectral subtraction leaves of a bin at least: this share of its power (Berouti et al. 1979's
+#: spectral floor; the remainder keeps a bin the noise swamps from reaching zero)
+SPECTRAL_FLOOR = 0.05
+#: `noise_power` needs at least this many whole analysis frames of non-speech (0.3 s at 22,050 Hz)
+MIN_NOISE_FRAMES = 24
+
+
+def subtract_noise(power: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Power spectral subtraction: each bin's power less the noise's, never under SPECTRAL_FLOOR of
+    what it was. `power` (frames, bins) float32; `noise` (bins,) from `noise_power`."""
+    return np.maximum(power - noise.astype(np.float32), SPECTRAL_FLOOR * power)
+
+
+def noise_power(pieces: list[np.ndarray], sr: int) -> np.ndarray | None:
+    """The mean power spectrum (bins,) float64 of the analysis frames lying wholly inside `pieces`
+    (stretches of a recording that hold no speech, at `sr`), on `rich_audio`'s frame grid and window;
+    None when they hold fewer than MIN_NOISE_FRAMES frames."""
+    n_fft, hop = RICH_PARAMS["n_fft"], RICH_PARAMS["hop_length"]
+    if sr != RICH_PARAMS["sr"]:
+        raise ValueError(f"rich features are defined at {RICH_PARAMS['sr']} Hz, got {sr}")
+    total, count = np.zeros(n_fft // 2 + 1), 0
+    for piece in pieces:
+        if len(piece) < n_fft:
+            continue
+        frames = np.lib.stride_tricks.sliding_window_view(np.asarray(piece, dtype=np.float64), n_fft)[::hop]
+        for i in range(0, len(frames), _BLOCK):
+            block = frames[i : i + _BLOCK]
+            total += _power_block(np.fft.rfft(block, axis=1)).sum(axis=0, dtype=np.float64)
+        count += len(frames)
+    return total / count if count >= MIN_NOISE_FRAMES else None
 
 
 @lru_cache(maxsize=4)
@@ -454,12 +498,13 @@ def _shape_block(power: np.ndarray, sr: int, n_fft: int, out: np.ndarray) -> Non
     out[3] = np.exp(log.mean(axis=1)) / (power.mean(axis=1) + _EPS)
 
 
-def rich_audio(y: np.ndarray, sr: int) -> np.ndarray:
-    """The `rich_audio` vector (see module docstring and docs/FEATURES.md for the layout)."""
+def rich_audio(y: np.ndarray, sr: int, noise: np.ndarray | None = None) -> np.ndarray:
+    """The `rich_audio` vector (see module docstring and docs/FEATURES.md for the layout); with `noise`
+    (`noise_power`), of the clip's spectrum cleaned of that noise (`subtract_noise`)."""
     y = np.asarray(y, dtype=np.float32)
     if len(y) < RICH_PARAMS["n_fft"]:  # very short clips: pad so every block sees the same frames
         y = np.pad(y, (0, RICH_PARAMS["n_fft"] - len(y)))
-    return rich_from_analysis(y, sr, _analysis(y, sr, RICH_PARAMS, full=True))
+    return rich_from_analysis(y, sr, _analysis(y, sr, RICH_PARAMS, full=True, noise=noise))
 
 
 def rich_from_analysis(y: np.ndarray, sr: int, a: dict[str, np.ndarray]) -> np.ndarray:
@@ -553,6 +598,7 @@ RICH = FeatureSet(
     params=RICH_PARAMS,
     names=_rich_names(),
     fn=rich_audio,
+    noise_fn=noise_power,
     description="40 MFCC (6 stats) + delta spread, 64 log-mel mean/std, spectral contrast, "
     "spectral shape, YIN pitch and voicing statistics, active duration; over active frames only.",
 )

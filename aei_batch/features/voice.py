@@ -199,7 +199,7 @@ def _pad(y: np.ndarray) -> np.ndarray:
     return np.pad(y, (0, n_fft - len(y))) if len(y) < n_fft else y
 
 
-def _analysis(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+def _analysis(y: np.ndarray, sr: int, noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """`rich_audio`'s one pass over the frames (features.rich), keeping the power spectrum: the same
     centred Hann frames and grid as this block's spectral descriptors, so they are not computed twice."""
     from aei_batch.features.rich import RICH_PARAMS, analysis
@@ -208,7 +208,7 @@ def _analysis(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
     if sr != p["sr"]:
         raise ValueError(f"voice features are defined at {p['sr']} Hz, got {sr}")
     assert all(RICH_PARAMS[k] == p[k] for k in ("sr", "n_fft", "hop_length", "active_db"))
-    return analysis(y, sr, keep_power=True)
+    return analysis(y, sr, keep_power=True, noise=noise)
 
 
 def _block_from(y: np.ndarray, sr: int, a: dict[str, np.ndarray]) -> np.ndarray:
@@ -288,13 +288,21 @@ def voice_block(y: np.ndarray, sr: int) -> np.ndarray:
     return _block_from(y, sr, _analysis(y, sr))
 
 
-def voice_audio(y: np.ndarray, sr: int) -> np.ndarray:
-    """`rich_audio`'s 701 values followed by `voice_block`, from one analysis of the frames."""
+def voice_audio(y: np.ndarray, sr: int, noise: np.ndarray | None = None) -> np.ndarray:
+    """`rich_audio`'s 701 values followed by `voice_block`, from one analysis of the frames (with `noise`,
+    of the spectrum cleaned of it: `features.rich.subtract_noise`)."""
     from aei_batch.features.rich import rich_from_analysis
 
     y = _pad(y)
-    a = _analysis(y, sr)
+    a = _analysis(y, sr, noise)
     return np.concatenate([rich_from_analysis(y, sr, a), _block_from(y, sr, a)])
+
+
+def _noise_power(pieces: list[np.ndarray], sr: int) -> np.ndarray | None:
+    """The noise spectrum `voice_audio(..., noise=)` takes: `rich_audio`'s (same frames and window)."""
+    from aei_batch.features.rich import noise_power
+
+    return noise_power(pieces, sr)
 
 
 def _voice_names() -> tuple[str, ...]:
@@ -310,6 +318,7 @@ VOICE = FeatureSet(
     params={**VOICE_PARAMS, "base": "rich_audio@v1"},
     names=_voice_names(),
     fn=voice_audio,
+    noise_fn=_noise_power,
     description="rich_audio + voice quality (HNR, jitter, shimmer, F1-F3), band-energy balance, "
     "spectral slopes, entropy, flux and rhythm, 10 functionals each.",
 )

@@ -165,11 +165,13 @@ def licence_line(card: ModelCard | None) -> str:
 
 
 def _context(win: dict[str, Any]) -> str:
-    """How far a window's stretch of speech reached, as the card states it (older reports lack it)."""
+    """How far a window's stretch of speech reached and whether it was cleaned of noise, as the card states
+    it (older reports lack both)."""
     ctx = win.get("context_s")
-    return (
-        f", each featurised on the stretch of speech under it up to {ctx:g} s past its edges" if ctx else ""
-    )
+    out = f", each featurised on the stretch of speech under it up to {ctx:g} s past its edges" if ctx else ""
+    if win.get("denoise"):
+        out += ", cleaned of its channel's steady noise"
+    return out
 
 
 def _pct(x: float) -> str:

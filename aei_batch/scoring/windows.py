@@ -38,8 +38,14 @@ SEGMENT_OPTIONS = (
     "min_speech_share",
     "context_s",
     "join_gap_s",
+    "denoise",
 )
 FRAME = 512  # samples per level frame at the analysis rate (23.2 ms at 22,050 Hz)
+#: frames of a channel's noise floor lie within this many dB of the quietest (a steady noise's 512-sample
+#: frames spread over about +-2 dB)
+NOISE_SPREAD_DB = 6.0
+#: at most this much of a window's surroundings is measured for its noise (the nearest non-speech first)
+NOISE_MAX_S = 1.0
 _EPS_DB = -120.0
 
 
@@ -62,6 +68,9 @@ class SegmentConfig:
     context_s: float = 1.5
     #: voiced frames closer than this are one stretch of speech (pauses between words are shorter)
     join_gap_s: float = 0.8
+    #: a window's spectrum is cleaned of its channel's noise, measured on the non-speech frames around it
+    #: (feature sets that take a noise spectrum; False: as before 2026-12-01)
+    denoise: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in SEGMENT_MODES:
@@ -232,9 +241,12 @@ class FileWindows:
 def featurise_stream(chunks: Iterable[np.ndarray], extract: Any, sr: int, cfg: SegmentConfig) -> FileWindows:
     """Window a chunk stream, featurise windows that have any frame above the floor, keep frame levels.
 
-    `extract(y, sr) -> vector` is the model's feature set. A window is featurised once the stream has
-    passed `cfg.context_s` beyond its end (the stretch of speech under it may go on past its edges), so
-    memory holds one chunk plus one window and its context. Feature failures raise
+    `extract(y, sr) -> vector` is the model's feature set (a `FeatureSet`, or any such function). With
+    `cfg.denoise` and a set that takes a noise spectrum, each window's spectrum is cleaned of its
+    channel's noise, measured on the frames under the voice gate around it (`_noise_around`; within
+    `cfg.context_s` of its edges, or within the window itself when that is 0). A window is featurised
+    once the stream has passed `cfg.context_s` beyond its end (the stretch of speech under it may go on
+    past its edges), so memory holds one chunk plus one window and its context. Feature failures raise
     FileError(FEATURE_FAILED).
     """
     win, hop = round(cfg.window_s * sr), round(cfg.hop_s * sr)
@@ -353,6 +365,54 @@ def _speech_stretch(
     return (a, b) if b - a >= sr // 2 else None
 
 
+def _noise_around(
+    ch: int,
+    start: int,
+    end: int,
+    ctx: int,
+    history: _History,
+    levels: np.ndarray,
+    threshold: float,
+    extract: Any,
+    sr: int,
+    cfg: SegmentConfig,
+) -> np.ndarray | None:
+    """The noise spectrum of channel `ch` around the window [start, end): from its frames under the voice
+    gate (`threshold`) within `ctx` samples of either edge that are also within NOISE_SPREAD_DB of the
+    quietest of them (their 10th percentile), in runs of at least two frames (digital silence left out),
+    the runs nearest the window first and NOISE_MAX_S of them at most, as the feature set measures it
+    (`noise_profile`). None when `cfg.denoise` is off,
+    the set takes no noise spectrum, or there is too little non-speech around the window to measure."""
+    profile = getattr(extract, "noise_profile", None)
+    if not cfg.denoise or profile is None:
+        return None
+    first = -(-max(history.start, start - ctx) // FRAME)  # whole frames still in the history
+    last = min(history.end, end + ctx) // FRAME
+    lv = levels[first : max(first, min(last, levels.shape[0]))]
+    quiet = (lv < threshold) & (lv > _EPS_DB)
+    if not quiet.any():
+        return None
+    # a noise floor is steady: its frames lie within NOISE_SPREAD_DB of the quietest; the fade of a word
+    # (under the gate, but above the floor) is speech, not noise
+    quiet &= lv <= np.percentile(lv[quiet], 10) + NOISE_SPREAD_DB
+    quiet = np.concatenate([[False], quiet, [False]])
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # run starts and ends, alternating
+    pairs = zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
+    runs = [(first + a, first + b) for a, b in pairs if b - a >= 2]
+    # the runs nearest the window first, up to NOISE_MAX_S: a window's cost stays bounded in long pauses
+    centre = (start + end) // 2 // FRAME
+    budget = round(NOISE_MAX_S * sr) // FRAME
+    pieces = []
+    for a, b in sorted(runs, key=lambda r: max(r[0] - centre, centre - r[1], 0)):
+        take = min(b - a, budget)
+        if take < 2:
+            break
+        a, b = (a, a + take) if a >= centre else (b - take, b)  # the part nearest the window
+        pieces.append(history.samples(ch, a * FRAME, b * FRAME))
+        budget -= take
+    return profile(pieces, sr) if pieces else None  # type: ignore[no-any-return]
+
+
 def _featurise_window(
     start: int,
     end: int,
@@ -381,7 +441,9 @@ def _featurise_window(
                     stretch = (start + part.start, start + part.stop)
                 a, b = stretch
             try:
-                vec = extract(history.samples(ch, a, b), sr)
+                noise = _noise_around(ch, start, end, ctx, history, levels[ch], gate[ch], extract, sr, cfg)
+                y = history.samples(ch, a, b)
+                vec = extract(y, sr) if noise is None else extract(y, sr, noise=noise)
             except Exception as exc:  # noqa: BLE001
                 raise FileError(ErrorCode.FEATURE_FAILED, f"window at {start / sr:.1f} s: {exc}") from None
             if not np.isfinite(vec).all():
@@ -492,7 +554,7 @@ def _featurise_file(
         per_channel=conf.per_channel,
         max_duration_s=max_duration_s,
     )
-    return featurise_stream(chunks, get_feature_set(feature_set).extract, ANALYSIS_SR, conf)
+    return featurise_stream(chunks, get_feature_set(feature_set), ANALYSIS_SR, conf)
 
 
 @dataclass(frozen=True)

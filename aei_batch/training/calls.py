@@ -230,6 +230,7 @@ def windows_report(model_dir: str, model_name: str, data: Any, opts: Any = CallS
         "window_s": seg.window_s,
         "hop_s": seg.hop_s,
         "context_s": seg.context_s,
+        "denoise": seg.denoise,
         "clips_per_call": opts.call_clips,
         "counted": "windows whose centre lies in a clip's speech (its frames within 35 dB of its loudest); "
         "windows centred in pauses are left out (n_excluded)",

@@ -93,6 +93,31 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_dir
 
 
+@pytest.fixture(scope="module")
+def voice_per_file_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A per-file logistic regression on the default feature set (`voice_audio`), which takes a noise
+    spectrum: regularised enough that its windows' probabilities show what cleaning does."""
+    from aei_batch.synth import make_corpus
+    from aei_batch.training.train import TrainOptions, run_train
+
+    corpus = tmp_path_factory.mktemp("voice_corpus")
+    make_corpus(corpus, actors=[17, 18], statements=(1,), seconds=1.5)
+    model_dir = tmp_path_factory.mktemp("voice_per_file")
+    opts = TrainOptions(
+        data=str(corpus),
+        model_dir=str(model_dir),
+        holdout_actors=[],
+        feature_set="voice_audio",
+        models=("logreg",),
+        augment=False,
+        heldout_windows=False,
+        runner="local",
+        progress=False,
+    )
+    run_train(opts)
+    return model_dir
+
+
 def _score(
     src: Path, model: Path, out: Path, runner: str, per_channel: bool = False, **segments: Any
 ) -> tuple[Any, dict, Any]:
@@ -204,31 +229,52 @@ def test_stereo_call_per_channel_on_every_runner(
     assert seen["pool"] == seen["local"] and seen["ray"] == seen["local"]
 
 
-def test_window_context_reaches_every_runner(
-    inputs: Path, default_model: Path, trained_model: Path, ray_local: Any, tmp_path: Path
+def test_window_context_and_denoise_reach_every_runner(
+    inputs: Path,
+    default_model: Path,
+    trained_model: Path,
+    voice_per_file_model: Path,
+    ray_local: Any,
+    tmp_path: Path,
 ) -> None:
-    """A call's windows are featurised on the stretch of speech under them (`context_s`, docs/SEGMENTS.md) on
-    every runner, and `--context-s 0` (each window's own voiced span) reaches the workers too: the two give
-    different windows, each the same on every runner. The default model is saturated on these tones (every
-    window's probabilities are 1 and ~1e-75), so the difference is seen with the per-file model; the default
-    model's windows with the default context are compared across runners by the tests above."""
+    """A call's windows are featurised on the stretch of speech under them (`context_s`, docs/SEGMENTS.md) and
+    cleaned of their channel's noise (`denoise`) on every runner, and `--context-s 0` (each window's own
+    voiced span) and `--no-denoise` reach the workers too: each gives different windows, each the same on
+    every runner. The default model is saturated on these tones (every window's probabilities are 1 and
+    ~1e-75), so the context's difference is seen with the per-file seed model, and cleaning (which only
+    feature sets that take a noise spectrum do: the seed's does not) with a per-file model on the default
+    feature set."""
     src = tmp_path / "in"
     src.mkdir()
     (src / MONO).write_bytes((inputs / MONO).read_bytes())
-    seen: dict[tuple[str, str, float], np.ndarray] = {}
-    cases = [("per_file", trained_model, c) for c in (0.0, SegmentConfig().context_s)]
-    cases.append(("default", default_model, 0.0))
-    for which, model, context in cases:
+    seen: dict[tuple[str, str, float, bool], np.ndarray] = {}
+    default = SegmentConfig()
+    cases = [
+        ("per_file", trained_model, c, d)
+        for c, d in ((0.0, default.denoise), (default.context_s, default.denoise), (default.context_s, False))
+    ]
+    cases.append(("default", default_model, 0.0, False))
+    cases += [("voice", voice_per_file_model, default.context_s, d) for d in (False, True)]
+    for which, model, context, denoise in cases:
         for runner in RUNNERS:
-            out = tmp_path / f"{which}-{runner}-{context}"
-            _, rows, segs = _score(src, model, out, runner, context_s=context)
+            out = tmp_path / f"{which}-{runner}-{context}-{denoise}"
+            _, rows, segs = _score(src, model, out, runner, context_s=context, denoise=denoise)
             assert rows[MONO][COL.status] == "ok" and rows[MONO][COL.n_segments] == segs.num_rows >= 4
             order = np.argsort(segs[SEG.start_s].to_numpy())
-            seen[which, runner, context] = np.array([segs[c].to_numpy() for c in PROB_COLUMNS]).T[order]
+            probs = np.array([segs[c].to_numpy() for c in PROB_COLUMNS]).T[order]
+            seen[which, runner, context, denoise] = probs
         for runner in ("pool", "ray"):
             np.testing.assert_allclose(
-                seen[which, runner, context], seen[which, "local", context], atol=1e-9, err_msg=runner
+                seen[which, runner, context, denoise],
+                seen[which, "local", context, denoise],
+                atol=1e-9,
+                err_msg=runner,
             )
-    own, ctx = seen["per_file", "local", 0.0], seen["per_file", "local", SegmentConfig().context_s]
+    own = seen["per_file", "local", 0.0, default.denoise]
+    ctx = seen["per_file", "local", default.context_s, default.denoise]
     assert own.shape == ctx.shape  # the same windows pass the gate...
     assert np.abs(own - ctx).max() > 0.01  # ...but some are featurised on more of their utterance
+    np.testing.assert_array_equal(ctx, seen["per_file", "local", default.context_s, False])  # no noise_fn
+    raw, cleaned = (seen["voice", "local", default.context_s, d] for d in (False, True))
+    assert raw.shape == cleaned.shape  # cleaning changes no window's gate...
+    assert np.abs(raw - cleaned).max() > 1e-3  # ...but the spectra: the pauses hold a -80 dBFS floor

@@ -86,6 +86,7 @@ def test_train_card_counts_files_and_measures_telephone(default_model):
     win = card["models"]["blend"]["heldout"]["windows"]  # train scores generated calls too
     assert win["mono16k"]["calls"] == win["stereo8k"]["calls"] == 2 and win["mono16k"]["n_counted"] >= 3
     assert "Windows of long recordings: in 2 generated calls" in md
+    assert win["denoise"] is True and "cleaned of its channel's steady noise" in md  # how they were scored
 
 
 def test_evaluate_reports_telephone_and_call_windows(default_model, tmp_path):
@@ -112,7 +113,7 @@ def test_evaluate_reports_telephone_and_call_windows(default_model, tmp_path):
     assert noisy["n"] == 16 and 0 <= noisy["accuracy"] <= 1 and noisy["full_band_accuracy"] == rep["accuracy"]
 
     win = rep["windows"]
-    assert (win["window_s"], win["hop_s"]) == (3.0, 1.5)
+    assert (win["window_s"], win["hop_s"], win["denoise"]) == (3.0, 1.5, True)
     for fmt in ("mono16k", "stereo8k"):
         w = win[fmt]
         assert w["calls"] == 2  # one per held-out actor

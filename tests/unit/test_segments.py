@@ -309,3 +309,82 @@ def test_router_sends_each_typed_output_to_its_sink_and_commits_siblings_first(t
     assert read_segments(str(tmp_path / "t"), "parquet")["start_s"].to_pylist() == [0.0, 1.5]
     assert read_frames(str(tmp_path / "f")).num_rows == 1
     assert dt.date.fromisoformat(day) == ctx.run_date
+
+
+def _speechlike(sr: int, f0: float, seconds: float = 2.0) -> np.ndarray:
+    """A voiced sound: 24 harmonics of f0 (amplitude 1/k), a 4 Hz syllable rhythm, a Hann envelope."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 25))
+    return (0.1 * y * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)) * np.hanning(len(t))).astype(np.float32)
+
+
+def test_windows_are_cleaned_of_their_channels_noise_floor() -> None:
+    """`denoise` (the default): a window's spectrum is cleaned of the steady noise measured on its channel's
+    non-speech frames, so a call under a -65 dBFS floor is featurised closer to the same call without it;
+    a recording with no noise (digital silence between the words, whose fades lie under the gate but are
+    speech) is featurised exactly as without cleaning."""
+    from aei_batch.features import get_feature_set
+
+    sr = 22_050
+    clean = np.zeros((1, 14 * sr), np.float32)
+    for k, s in enumerate((1.0, 4.5, 8.0, 11.5)):
+        clean[0, int(s * sr) : int(s * sr) + 2 * sr] = _speechlike(sr, 130.0 + 20 * k)
+    floor = 10 ** (-65 / 20) * np.random.default_rng(0).standard_normal(clean.shape)
+    noisy = clean + floor.astype(np.float32)
+    fs = get_feature_set("voice_audio")
+    assert SegmentConfig().denoise
+
+    def windows(y: np.ndarray, denoise: bool) -> dict[int, np.ndarray]:
+        cfg = SegmentConfig(mode="on", denoise=denoise)
+        fw = featurise_stream(_chunks(y, [sr // 2, sr]), fs, sr, cfg)
+        return {w.start: w.vec for w in fw.windows if w.vec is not None}
+
+    ref, raw, cleaned = windows(clean, False), windows(noisy, False), windows(noisy, True)
+    assert set(ref) == set(raw) == set(cleaned) and len(ref) >= 6
+    # the same clean call, featurised with cleaning on: no steady floor to measure, nothing changes
+    assert all(np.array_equal(v, ref[k]) for k, v in windows(clean, True).items())
+    for name in ("centroid_mean", "bandwidth_mean", "flatness_mean"):
+        i = fs.names.index(name)
+        for k in ref:
+            noise_shift = abs(float(raw[k][i] - ref[k][i]))
+            assert noise_shift > 0, name  # the floor moves the spectral shape...
+            left = abs(float(cleaned[k][i] - ref[k][i]))
+            assert left < 0.7 * noise_shift, (name, k / sr)  # ...and cleaning undoes most of it
+    # a function that takes no noise spectrum (a plain extractor) is called as before
+    calls: list[int] = []
+
+    def plain(x: np.ndarray, rate: int) -> np.ndarray:
+        calls.append(len(x))
+        return np.zeros(3, np.float32)
+
+    featurise_stream(_chunks(noisy, [sr]), plain, sr, SegmentConfig(mode="on"))
+    assert len(calls) == len(ref)
+
+
+def test_noise_spectrum_estimate_and_subtraction() -> None:
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.rich import MIN_NOISE_FRAMES, RICH_PARAMS, SPECTRAL_FLOOR, subtract_noise
+
+    sr, n_fft, hop = RICH_PARAMS["sr"], RICH_PARAMS["n_fft"], RICH_PARAMS["hop_length"]
+    fs = get_feature_set("rich_audio")
+    rng = np.random.default_rng(3)
+    white = (0.01 * rng.standard_normal(sr)).astype(np.float32)
+    quiet = fs.noise_profile([white[: sr // 2], white[sr // 2 :]], sr)
+    assert quiet is not None and quiet.shape == (n_fft // 2 + 1,)
+    # white noise: a flat spectrum (away from DC and Nyquist), at the level of its frames' power
+    assert np.std(np.log10(quiet[10:-10])) < 0.1
+    short = white[: n_fft + (MIN_NOISE_FRAMES - 2) * hop]  # one frame too few
+    assert fs.noise_profile([short], sr) is None and fs.noise_profile([white[: n_fft - 1]], sr) is None
+    power = np.array([[4.0, 1.0, 0.5]], np.float32)
+    got = subtract_noise(power, np.array([1.0, 1.0, 1.0]))
+    np.testing.assert_allclose(got, [[3.0, SPECTRAL_FLOOR * 1.0, SPECTRAL_FLOOR * 0.5]])
+    # without a noise spectrum the features are the set's own (the hash-pinned values); a set that takes
+    # none refuses one instead of ignoring it
+    tone = 0.1 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
+    y = (tone + 0.001 * rng.standard_normal(sr)).astype(np.float32)
+    np.testing.assert_array_equal(fs.extract(y, sr), fs.extract(y, sr, noise=None))
+    assert not np.array_equal(fs.extract(y, sr), fs.extract(y, sr, noise=quiet))
+    seed = get_feature_set("seed_mfcc157")
+    assert seed.noise_profile([white], sr) is None
+    with pytest.raises(ValueError, match="takes no noise spectrum"):
+        seed.extract(y, sr, noise=quiet)
