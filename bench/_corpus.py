@@ -304,9 +304,7 @@ def _call_job(
     up = np.stack([soxr.resample(ch, sr, ANALYSIS_SR, quality="HQ") for ch in audio]).astype(np.float32)
     cfg = SegmentConfig(mode="on", per_channel=True, **grid)
     chunk = round(cfg.chunk_s * ANALYSIS_SR)
-    fw = featurise_stream(
-        (up[:, i : i + chunk] for i in range(0, up.shape[1], chunk)), fs.extract, ANALYSIS_SR, cfg
-    )
+    fw = featurise_stream((up[:, i : i + chunk] for i in range(0, up.shape[1], chunk)), fs, ANALYSIS_SR, cfg)
     kept = apply_vad(fw, cfg)
     X, y_, ch_ = [], [], []
     scale = sr / ANALYSIS_SR
@@ -344,10 +342,12 @@ def build_calls(
     hop_s: float = 1.5,
     context_s: float | None = None,
     join_gap_s: float | None = None,
+    denoise: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k), cut into the
     pipeline's windows (`window_s` every `hop_s`, each featurised on the stretch of speech under it within
-    `context_s` joined across pauses under `join_gap_s`: the pipeline's defaults unless given)."""
+    `context_s` joined across pauses under `join_gap_s`, cleaned of the channel's noise when `denoise`:
+    the pipeline's defaults unless given)."""
     from aei_batch.features import get_feature_set
     from aei_batch.records import parse_ravdess_name
     from aei_batch.scoring.windows import SegmentConfig
@@ -357,9 +357,11 @@ def build_calls(
     d = SegmentConfig()
     ctx = d.context_s if context_s is None else context_s
     gap = d.join_gap_s if join_gap_s is None else join_gap_s
-    grid = {"window_s": window_s, "hop_s": hop_s, "context_s": ctx, "join_gap_s": gap}
+    dn = d.denoise if denoise is None else denoise
+    grid = {"window_s": window_s, "hop_s": hop_s, "context_s": ctx, "join_gap_s": gap, "denoise": dn}
     tag = "" if (window_s, hop_s) == (3.0, 1.5) else f"-w{window_s:g}h{hop_s:g}"
     tag += f"-c{ctx:g}g{gap:g}" if ctx else ""  # no tag: each window on its own voiced span
+    tag += "-dn" if dn else ""  # no tag: windows not cleaned of noise (before 2026-12-01)
     path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}{tag}.npz"
     if path.is_file():
         return dict(np.load(path, allow_pickle=False))

@@ -11,6 +11,7 @@ the whole cost is one process) in a fresh child process and reads the child's pe
     python bench/bench_segments.py                        # 8 kHz mono, 10 and 60 minutes
     python bench/bench_segments.py --minutes 60 --sr 48000 --channels 2 --modes auto
     python bench/bench_segments.py --minutes 10 --modes auto --context-s 0 1.5 --dense   # the context's cost
+    python bench/bench_segments.py --minutes 60 --modes auto --denoise off on            # cleaning's cost
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ import json, resource, sys
 from aei_batch.scoring.job import ScoreOptions, run_score
 from aei_batch.scoring.windows import SegmentConfig
 from aei_batch.io.sinks import read_predictions
-src, model, out, mode, ctx = sys.argv[1:6]
-seg = SegmentConfig(mode=mode, **({"context_s": float(ctx)} if ctx != "default" else {}))
+src, model, out, mode, ctx, dn = sys.argv[1:7]
+seg = SegmentConfig(mode=mode, **({"context_s": float(ctx)} if ctx != "default" else {}),
+                    **({"denoise": dn == "on"} if dn != "default" else {}))
 s = run_score(ScoreOptions(source=src, model_dir=model, output=out, runner="local", table_format="parquet",
                            progress=False, decode_timeout_s=0, max_duration_s=4 * 3600.0,
                            max_file_mb=4096.0, segments=seg))
@@ -69,10 +71,12 @@ def train_model(root: Path) -> Path:
     return root / "model"
 
 
-def run_case(src: Path, model: Path, out: Path, mode: str, ctx: str = "default") -> tuple[dict, float]:
+def run_case(
+    src: Path, model: Path, out: Path, mode: str, ctx: str = "default", dn: str = "default"
+) -> tuple[dict, float]:
     t0 = time.perf_counter()
     res = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(src), str(model), str(out), mode, ctx],
+        [sys.executable, "-c", _CHILD, str(src), str(model), str(out), mode, ctx, dn],
         capture_output=True,
         text=True,
     )
@@ -97,25 +101,42 @@ def main() -> None:
         default=["default"],
         help="segmented runs with each of these window contexts (default: the pipeline's)",
     )
+    ap.add_argument(
+        "--denoise",
+        nargs="+",
+        default=["default"],
+        choices=["default", "on", "off"],
+        help="segmented runs with windows cleaned of noise (on), not (off), or the pipeline's default",
+    )
     ap.add_argument("--dense", action="store_true", help="continuous speech: utterances back to back")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="aei-bench-seg-"))
     model = args.model_dir or train_model(root)
     print(f"model: {model} ({json.loads((model / 'card.json').read_text())['feature_set']['name']})")
-    head = ("minutes", "file MB", "mode", "context", "status", "segments", "peak RSS MB", "wall s")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (7, 8, 5, 7, 7, 8, 11, 7), strict=True)))
+    head = ("minutes", "file MB", "mode", "context", "denoise", "status", "segments", "peak RSS MB", "wall s")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (7, 8, 5, 7, 7, 7, 8, 11, 7), strict=True)))
     for minutes in args.minutes:
         src = root / f"in-{minutes}"
         src.mkdir()
         write_call(src / "call.wav", minutes, args.sr, args.channels, args.dense)
         size = (src / "call.wav").stat().st_size / 1e6
-        cases = [(m, c) for m in args.modes for c in (args.context_s if m != "off" else ["-"])]
-        for mode, ctx in cases:
+        cases = [
+            (m, c, d)
+            for m in args.modes
+            for c in (args.context_s if m != "off" else ["-"])
+            for d in (args.denoise if m != "off" else ["-"])
+        ]
+        for mode, ctx, dn in cases:
             info, wall = run_case(
-                src, model, root / f"out-{minutes}-{mode}-{ctx}", mode, ctx.replace("-", "default")
+                src,
+                model,
+                root / f"out-{minutes}-{mode}-{ctx}-{dn}",
+                mode,
+                ctx.replace("-", "default"),
+                dn.replace("-", "default"),
             )
             print(
-                f"{minutes:>7} {size:>8.0f} {mode:>5} {ctx:>7} {info['status']:>7} "
+                f"{minutes:>7} {size:>8.0f} {mode:>5} {ctx:>7} {dn:>7} {info['status']:>7} "
                 f"{info.get('n_segments') or '-':>8} {info['maxrss_kb'] / 1024:>11.0f} {wall:>7.1f}",
                 flush=True,
             )

@@ -248,6 +248,11 @@ def main() -> int:
     ap.add_argument("--context-s", type=float, help="the calls' window context (default: the pipeline's)")
     ap.add_argument("--join-gap-s", type=float, help="the calls' join gap (default: the pipeline's)")
     ap.add_argument(
+        "--no-denoise",
+        action="store_true",
+        help="the calls' windows not cleaned of noise (before 2026-12-01)",
+    )
+    ap.add_argument(
         "--keep-models",
         action="store_true",
         help="keep fitted fold models in CACHE/fold_models/<feature hash> and reuse them",
@@ -280,6 +285,7 @@ def main() -> int:
             hop_s=args.hop_s,
             context_s=args.context_s,
             join_gap_s=args.join_gap_s,
+            denoise=False if args.no_denoise else None,
         )
     )
     rows = args.rows.split(",")

@@ -1,19 +1,22 @@
-"""Nested choice of a call window's context: how far the stretch of speech under a window may reach.
+"""Nested choice of a call window's context (how far the stretch of speech under a window may reach) and of
+its noise cleaning.
 
     python bench/eval_window_context.py [--data DIR] [--cache-dir /work/wt/cache] [--json OUT]
 
 A window of a long recording is featurised on the stretch of speech under it: its voiced frames joined
 across pauses shorter than `join_gap_s`, the run with the most voiced frames inside the window, whole
 within `context_s` of either edge (scoring/windows.py; `context_s` 0 = the window's own voiced span, the
-behaviour before 2026-11-30). This bench chooses (context_s, join_gap_s) from a grid the way the issue's
+behaviour before 2026-11-30), and, with `denoise`, cleaned of the noise measured on its channel's
+non-speech frames around it (since 2026-12-01). This bench chooses (context_s, join_gap_s, denoise) from
+a grid the way the issue's
 protocol requires, without looking at the test fold: in each outer fold of bench/eval_audio_nested.py's
 5-fold actor-grouped CV, the default model is fitted in a 3-fold actor-grouped inner CV over the outer
 training actors, the generated calls of those actors (bench/_corpus.py: build_calls) are scored window by
 window under every setting, and the setting with the best inner window accuracy (speaker-adaptive, ties to
-the smaller context) is taken. The outer test actors' calls are then scored by the outer model under the
-setting each fold chose. Prints the inner table, the choices and the nested window accuracy beside every
-fixed setting. Fitted models are kept in CACHE/fold_models/<feature hash> (as `eval_audio_nested.py
---keep-models`).
+no cleaning, then to the smaller context) is taken. The outer test actors' calls are then scored by the
+outer model under the setting each fold chose. Prints the inner table, the choices and the nested window
+accuracy beside every fixed setting. Fitted models are kept in CACHE/fold_models/<feature hash> (as
+`eval_audio_nested.py --keep-models`).
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: (context_s, join_gap_s); the first is the behaviour before the context existed
-GRID = ((0.0, 0.8), (1.5, 0.4), (1.5, 0.8), (3.0, 0.4), (3.0, 0.8))
+#: (context_s, join_gap_s, denoise); the first is the behaviour before the context existed, and every
+#: setting is tried without and with the windows cleaned of their channel's noise
+_WHERE = ((0.0, 0.8), (1.5, 0.4), (1.5, 0.8), (3.0, 0.4), (3.0, 0.8))
+GRID = tuple((c, g, dn) for dn in (False, True) for c, g in _WHERE)
 
 
-def _label(setting: tuple[float, float]) -> str:
-    return "own span" if not setting[0] else f"context {setting[0]:g} s, gap {setting[1]:g} s"
+def _label(setting: tuple[float, float, bool]) -> str:
+    where = "own span" if not setting[0] else f"context {setting[0]:g} s, gap {setting[1]:g} s"
+    return where + (", denoised" if setting[2] else "")
 
 
 def _subset(d: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,7 +72,13 @@ def main() -> int:
     clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
     calls = {
         s: _corpus.build_calls(
-            args.data, "voice_audio", cache, workers=args.workers, context_s=s[0], join_gap_s=s[1]
+            args.data,
+            "voice_audio",
+            cache,
+            workers=args.workers,
+            context_s=s[0],
+            join_gap_s=s[1],
+            denoise=s[2],
         )
         for s in GRID
     }
@@ -94,7 +106,7 @@ def main() -> int:
                 **common,
             )
             accs[s] = _window_acc(res)
-        best = max(GRID, key=lambda s: (round(accs[s], 6), -s[0], -s[1]))
+        best = max(GRID, key=lambda s: (round(accs[s], 6), -s[2], -s[0], -s[1]))
         chosen.append(best)
         inner_table.append(accs)
         print(

@@ -1,0 +1,107 @@
+"""Study: whole clips cleaned of the noise measured in their own pauses, at scoring time only.
+
+    python bench/study_clip_denoise.py [--data DIR] [--cache-dir /work/wt/cache]
+
+A diagnostic, not a choice (docs/MODELS.md, round 6: tried, not kept). Call windows are cleaned of their
+channel's steady noise (scoring/windows.py, `denoise`); this asks whether the same cleaning, from a clip's
+own frames under the voice gate (the same rule: within 6 dB of the quietest of them), would help whole
+clips, with the default's kept fold models (`eval_audio_nested.py --rows default --keep-models`), which
+were trained on clips as recorded. Each clip, its telephone copy and its −65 dBFS noise-floor copy are
+scored as recorded and cleaned (features cached in CACHE/study_clip_denoise.npz). Prints fold-mean
+accuracy per mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _job(args: tuple[str]) -> np.ndarray:
+    import _corpus
+
+    from aei_batch.features import get_feature_set
+    from aei_batch.features.augment import noise_floor, telephone
+    from aei_batch.scoring.windows import (
+        FRAME,
+        NOISE_SPREAD_DB,
+        SegmentConfig,
+        frame_levels_db,
+        voice_thresholds,
+    )
+
+    fs = get_feature_set("voice_audio")
+    sr = _corpus.ANALYSIS_SR
+    y = _corpus._load(args[0])
+    out = []
+    for v in (y, telephone(y, sr), noise_floor(y, sr)):
+        v = np.asarray(v, dtype=np.float32)
+        lv = frame_levels_db(v[None, :])[0]
+        quiet = (lv < voice_thresholds(lv[None, :], SegmentConfig())[0]) & (lv > -120.0)
+        noise = None
+        if quiet.any():
+            quiet &= lv <= np.percentile(lv[quiet], 10) + NOISE_SPREAD_DB
+            e = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+            pieces = [v[a * FRAME : b * FRAME] for a, b in zip(e[::2], e[1::2], strict=True) if b - a >= 2]
+            noise = fs.noise_profile(pieces, sr) if pieces else None
+        out.append(fs.extract(v, sr, noise=noise))
+    return np.stack(out)
+
+
+def main() -> int:
+    import _corpus
+    import eval_audio_nested as E
+
+    from aei_batch.models.adapt import predict_adapted
+    from aei_batch.scoring.speaker import GlobalStats, normalise
+    from aei_batch.training.cv import actor_folds
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=E.DEFAULT_DATA)
+    ap.add_argument("--cache-dir", default="/work/wt/cache")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    if not Path(args.data).is_dir():
+        print(f"SKIP: dataset not found at {args.data}")
+        return 0
+    cache = Path(args.cache_dir)
+    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
+    jobs = [(u,) for u in clips["uris"]]
+    cleaned = _corpus._per_file(cache / "study_clip_denoise.npz", _job, jobs, args.workers)
+    import eval_noise_floor
+
+    noisy = eval_noise_floor.conditions(args.data, cache, args.workers)[:, 2]  # the -65 dBFS copies
+    conds = {
+        "clips": (clips["X"][:, 0], cleaned[:, 0]),
+        "telephone": (clips["X"][:, 1], cleaned[:, 1]),
+        "noise -65": (noisy, cleaned[:, 2]),
+    }
+    y, actors = clips["y"], clips["actors"]
+    name = "voice_audio+blend (aug+speed+tel, adapt)"
+    print("| mode | " + " | ".join(f"{c}: as recorded | cleaned" for c in conds) + " |")
+    for sa in (False, True):
+        acc: dict[tuple[str, int], list[float]] = {}
+        for k, (tr, te) in enumerate(actor_folds(actors, 5)):
+            saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
+            model: Any = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
+            g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in E.TRAIN_VARIANTS["aug"]]))
+            for c, pair in conds.items():
+                for j, X in enumerate(pair):
+                    keys = [f"{a}-{c}" for a in actors[te]]
+                    Xte = normalise(X[te], keys, g, 10)[0] if sa else X[te]
+                    p = predict_adapted(model, Xte, keys, 10)
+                    acc.setdefault((c, j), []).append(float((p.argmax(1) == y[te]).mean()))
+        cells = " | ".join(f"{np.mean(acc[c, 0]):.3f} | {np.mean(acc[c, 1]):.3f}" for c in conds)
+        print(f"| {'speaker-adaptive' if sa else 'per file'} | {cells} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
