@@ -38,6 +38,59 @@ def fold_model_dir(cache: Path, fs_name: str = "voice_audio") -> Path:
     return cache / "fold_models" / get_feature_set(fs_name).param_hash
 
 
+#: eval_audio_nested.py's default row: the name its kept fold models are filed under
+DEFAULT_ROW = "voice_audio+blend (aug+speed+tel, adapt)"
+
+
+def study_setup(doc: str, extra: Any = None) -> tuple[Any, Path, dict[str, np.ndarray]] | None:
+    """The studies' common start: --data, --cache-dir, --workers (and `extra(parser)`'s own options) parsed,
+    the training clips (variants 0-8) built or read; None (after printing SKIP) without the dataset."""
+    import argparse
+
+    from eval_audio_nested import DEFAULT_DATA
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--cache-dir", default="/work/wt/cache")
+    ap.add_argument("--workers", type=int, default=2)
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args()
+    if not Path(args.data).is_dir():
+        print(f"SKIP: dataset not found at {args.data}")
+        return None
+    cache = Path(args.cache_dir)
+    return args, cache, build_training_clips(args.data, "voice_audio", cache, args.workers)
+
+
+def kept_folds(
+    cache: Path, clips: dict[str, np.ndarray], sa: bool, name: str = DEFAULT_ROW, min_files: int = 10
+) -> Any:
+    """Per outer fold of eval_audio_nested.py: (train rows, test rows, predict), with the fold model that
+    `--keep-models` kept; `predict(X, keys)` gives (n, 8) probabilities, the rows first z-scored and adapted
+    per group of `keys` in speaker-adaptive mode, as the nested bench scores them."""
+    import pickle
+
+    from eval_audio_nested import TRAIN_VARIANTS
+
+    from aei_batch.models.adapt import predict_adapted
+    from aei_batch.scoring.speaker import GlobalStats, normalise
+    from aei_batch.training.cv import actor_folds
+
+    for k, (tr, te) in enumerate(actor_folds(clips["actors"], 5)):
+        saved = fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
+        if not saved.is_file():
+            raise SystemExit(f"no fold model {saved}: eval_audio_nested.py --keep-models with its row first")
+        model = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
+        g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in TRAIN_VARIANTS["aug"]]))
+
+        def predict(X: np.ndarray, keys: list[str], model: Any = model, g: Any = g) -> np.ndarray:
+            Z = normalise(X, keys, g, min_files)[0] if sa else X
+            return predict_adapted(model, Z, list(keys), min_files)  # type: ignore[no-any-return]
+
+        yield tr, te, predict
+
+
 def _load(path: str) -> np.ndarray:
     import soundfile as sf
 

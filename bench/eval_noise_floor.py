@@ -22,11 +22,9 @@ Prints fold-mean accuracy per row, mode and condition. Features are cached in CA
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -80,48 +78,27 @@ def conditions(data: str, cache: Path, workers: int) -> np.ndarray:
 
 def main() -> int:
     import _corpus
-    import eval_audio_nested as E
 
-    from aei_batch.models.adapt import predict_adapted
-    from aei_batch.scoring.speaker import GlobalStats, normalise
-    from aei_batch.training.cv import actor_folds
+    def options(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--rows", default="default", help=f"any of {', '.join(ROWS)} (fold models kept)")
+        ap.add_argument("--min-speaker-files", type=int, default=10)
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=E.DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default="/work/wt/cache")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--rows", default="default", help=f"any of {', '.join(ROWS)} (fold models kept)")
-    ap.add_argument("--min-speaker-files", type=int, default=10)
-    args = ap.parse_args()
-    if not Path(args.data).is_dir():
-        print(f"SKIP: dataset not found at {args.data}")
+    setup = _corpus.study_setup(__doc__, options)
+    if setup is None:
         return 0
-    cache = Path(args.cache_dir)
-    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
+    args, cache, clips = setup
     Xc = np.concatenate([clips["X"][:, :1], conditions(args.data, cache, args.workers)], axis=1)
     y, actors = clips["y"], clips["actors"]
-    train_variants = E.TRAIN_VARIANTS["aug"]
     print("| row | mode | " + " | ".join(CONDITIONS) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in CONDITIONS) + " |")
     for key in args.rows.split(","):
         name = ROWS[key]
         for sa in (False, True):
             acc: dict[str, list[float]] = {c: [] for c in CONDITIONS}
-            for k, (tr, te) in enumerate(actor_folds(actors, 5)):
-                saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
-                if not saved.is_file():
-                    raise SystemExit(
-                        f"no fold model {saved}: run eval_audio_nested.py --rows {key} --keep-models"
-                    )
-                model: Any = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
-                g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in train_variants]))
+            for _tr, te, predict in _corpus.kept_folds(cache, clips, sa, name, args.min_speaker_files):
                 keys = [f"{a}-0" for a in actors[te]]
                 for c, label in enumerate(CONDITIONS):
-                    Xte = Xc[te, c]
-                    if sa:
-                        Xte = normalise(Xte, keys, g, args.min_speaker_files)[0]
-                    p = predict_adapted(model, Xte, list(keys), args.min_speaker_files)
-                    acc[label].append(float((p.argmax(1) == y[te]).mean()))
+                    acc[label].append(float((predict(Xc[te, c], keys).argmax(1) == y[te]).mean()))
             cells = " | ".join(f"{np.mean(acc[c]):.3f}" for c in CONDITIONS)
             print(f"| {name} | {'speaker-adaptive' if sa else 'per file'} | {cells} |", flush=True)
     return 0

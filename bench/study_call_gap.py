@@ -17,8 +17,6 @@ Prints fold-mean accuracy per line.
 
 from __future__ import annotations
 
-import argparse
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,22 +46,11 @@ def call_clips(files: list[str]) -> np.ndarray:
 
 def main() -> int:
     import _corpus
-    import eval_audio_nested as E
 
-    from aei_batch.models.adapt import predict_adapted
-    from aei_batch.scoring.speaker import GlobalStats, normalise
-    from aei_batch.training.cv import actor_folds
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=E.DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default="/work/wt/cache")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
-    if not Path(args.data).is_dir():
-        print(f"SKIP: dataset not found at {args.data}")
+    setup = _corpus.study_setup(__doc__)
+    if setup is None:
         return 0
-    cache = Path(args.cache_dir)
-    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
+    args, cache, clips = setup
     kw: dict[str, Any] = {"workers": args.workers, "denoise": False}
     calls = {"floor": _corpus.build_calls(args.data, "voice_audio", cache, **kw)}
     (cache / "no_floor").mkdir(exist_ok=True)
@@ -71,34 +58,23 @@ def main() -> int:
     calls["no floor"] = _corpus.build_calls(args.data, "voice_audio", cache / "no_floor", **kw)
     y, actors = clips["y"], clips["actors"]
     in_call = call_clips(list(clips["uris"]))
-    name = "voice_audio+blend (aug+speed+tel, adapt)"
     res: dict[str, list[float]] = {}
 
-    def add(key: str, value: float) -> None:
-        res.setdefault(key, []).append(value)
+    def add(key: str, pred: np.ndarray, truth: np.ndarray) -> None:
+        res.setdefault(key, []).append(float((pred.argmax(1) == truth).mean()))
 
-    for k, (tr, te) in enumerate(actor_folds(actors, 5)):
-        saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa1-fold{k}.pkl"
-        model: Any = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
-        g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in E.TRAIN_VARIANTS["aug"]]))
-
-        def predict(X: np.ndarray, keys: list[str], model: Any = model, g: Any = g) -> np.ndarray:
-            return predict_adapted(model, normalise(X, keys, g, 10)[0], keys, 10).argmax(1)  # type: ignore[no-any-return]
-
+    for _tr, te, predict in _corpus.kept_folds(cache, clips, sa=True):
         Xte, ate, sel = clips["X"][te, 0], actors[te], in_call[te]
-        keys = [str(a) for a in ate]
-        p60 = predict(Xte, keys)
-        add("all clips, 60-clip groups", float((p60 == y[te]).mean()))
-        add("the calls' 20 clips, 60-clip groups", float((p60[sel] == y[te][sel]).mean()))
-        p20 = predict(Xte[sel], [str(a) for a in ate[sel]])
-        add("the calls' 20 clips, one group of 20", float((p20 == y[te][sel]).mean()))
+        p60 = predict(Xte, [str(a) for a in ate])
+        add("all clips, 60-clip groups", p60, y[te])
+        add("the calls' 20 clips, 60-clip groups", p60[sel], y[te][sel])
+        add("the calls' 20 clips, one group of 20", predict(Xte[sel], [str(a) for a in ate[sel]]), y[te][sel])
         for label, c in calls.items():
             m = np.isin(c["actor"], np.unique(ate))
-            ck = [f"{a}-{b}" for a, b in zip(c["call"][m], c["channel"][m], strict=True)]
-            pc = predict(c["X"][m], ck)
+            pc = predict(c["X"][m], [f"{a}-{b}" for a, b in zip(c["call"][m], c["channel"][m], strict=True)])
             for f, fmt in ((0, "mono 16 kHz"), (1, "stereo 8 kHz")):
                 s = c["fmt"][m] == f
-                add(f"call windows, {fmt}, {label}", float((pc[s] == c["y"][m][s]).mean()))
+                add(f"call windows, {fmt}, {label}", pc[s], c["y"][m][s])
     for key, v in res.items():
         print(f"{key:45s} {np.mean(v):.3f}  ({' '.join(f'{x:.3f}' for x in v)})")
     return 0

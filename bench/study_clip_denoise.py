@@ -13,11 +13,8 @@ accuracy per mode.
 
 from __future__ import annotations
 
-import argparse
-import pickle
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -57,26 +54,14 @@ def _job(args: tuple[str]) -> np.ndarray:
 
 def main() -> int:
     import _corpus
-    import eval_audio_nested as E
-
-    from aei_batch.models.adapt import predict_adapted
-    from aei_batch.scoring.speaker import GlobalStats, normalise
-    from aei_batch.training.cv import actor_folds
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=E.DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default="/work/wt/cache")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
-    if not Path(args.data).is_dir():
-        print(f"SKIP: dataset not found at {args.data}")
-        return 0
-    cache = Path(args.cache_dir)
-    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
-    jobs = [(u,) for u in clips["uris"]]
-    cleaned = _corpus._per_file(cache / "study_clip_denoise.npz", _job, jobs, args.workers)
     import eval_noise_floor
 
+    setup = _corpus.study_setup(__doc__)
+    if setup is None:
+        return 0
+    args, cache, clips = setup
+    jobs = [(u,) for u in clips["uris"]]
+    cleaned = _corpus._per_file(cache / "study_clip_denoise.npz", _job, jobs, args.workers)
     noisy = eval_noise_floor.conditions(args.data, cache, args.workers)[:, 2]  # the -65 dBFS copies
     conds = {
         "clips": (clips["X"][:, 0], cleaned[:, 0]),
@@ -84,19 +69,13 @@ def main() -> int:
         "noise -65": (noisy, cleaned[:, 2]),
     }
     y, actors = clips["y"], clips["actors"]
-    name = "voice_audio+blend (aug+speed+tel, adapt)"
     print("| mode | " + " | ".join(f"{c}: as recorded | cleaned" for c in conds) + " |")
     for sa in (False, True):
         acc: dict[tuple[str, int], list[float]] = {}
-        for k, (tr, te) in enumerate(actor_folds(actors, 5)):
-            saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
-            model: Any = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
-            g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in E.TRAIN_VARIANTS["aug"]]))
+        for _tr, te, predict in _corpus.kept_folds(cache, clips, sa):
             for c, pair in conds.items():
                 for j, X in enumerate(pair):
-                    keys = [f"{a}-{c}" for a in actors[te]]
-                    Xte = normalise(X[te], keys, g, 10)[0] if sa else X[te]
-                    p = predict_adapted(model, Xte, keys, 10)
+                    p = predict(X[te], [f"{a}-{c}" for a in actors[te]])
                     acc.setdefault((c, j), []).append(float((p.argmax(1) == y[te]).mean()))
         cells = " | ".join(f"{np.mean(acc[c, 0]):.3f} | {np.mean(acc[c, 1]):.3f}" for c in conds)
         print(f"| {'speaker-adaptive' if sa else 'per file'} | {cells} |", flush=True)

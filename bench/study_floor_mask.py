@@ -19,7 +19,6 @@ rule: a lower bound for a model retrained on the new one. Prints fold-mean accur
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -53,25 +52,16 @@ def _job(path: str) -> np.ndarray:
 def main() -> int:
     global MARGIN_DB, RANGE_DB
     import _corpus
-    import eval_audio_nested as E
 
-    from aei_batch.models.adapt import predict_adapted
-    from aei_batch.scoring.speaker import GlobalStats, normalise
-    from aei_batch.training.cv import actor_folds
+    def options(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--margin-db", type=float, default=MARGIN_DB)
+        ap.add_argument("--range-db", type=float, default=RANGE_DB)
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=E.DEFAULT_DATA)
-    ap.add_argument("--cache-dir", default="/work/wt/cache")
-    ap.add_argument("--margin-db", type=float, default=MARGIN_DB)
-    ap.add_argument("--range-db", type=float, default=RANGE_DB)
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
-    if not Path(args.data).is_dir():
-        print(f"SKIP: dataset not found at {args.data}")
+    setup = _corpus.study_setup(__doc__, options)
+    if setup is None:
         return 0
+    args, cache, clips = setup
     MARGIN_DB, RANGE_DB = args.margin_db, args.range_db
-    cache = Path(args.cache_dir)
-    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
     path = cache / f"floormask-{MARGIN_DB:g}-{RANGE_DB:g}.npz"
     files = list(clips["uris"])
     if path.is_file():
@@ -86,19 +76,14 @@ def main() -> int:
         f"features change: {changed.mean():.1%}"
     )
     y, actors = clips["y"], clips["actors"]
-    name = "voice_audio+blend (aug+speed+tel, adapt)"
     print("| mode | clean, current rule | clean, studied rule | noise -65 dBFS, studied rule |")
     print("| --- | --- | --- | --- |")
     for sa in (False, True):
         acc: list[list[float]] = [[], [], []]
-        for k, (tr, te) in enumerate(actor_folds(actors, 5)):
-            saved = _corpus.fold_model_dir(cache) / f"{name.replace(' ', '_')}-sa{int(sa)}-fold{k}.pkl"
-            model = pickle.loads(saved.read_bytes())[0]  # bench-only cache (local pickle)
-            g = GlobalStats.fit(np.concatenate([clips["X"][tr, v] for v in E.TRAIN_VARIANTS["aug"]]))
+        for _tr, te, predict in _corpus.kept_folds(cache, clips, sa):
             keys = [f"{a}-0" for a in actors[te]]
             for i, Xte in enumerate((clips["X"][te, 0], X[te, 0], X[te, 1])):
-                Z = normalise(Xte, keys, g, 10)[0] if sa else Xte
-                acc[i].append(float((predict_adapted(model, Z, list(keys), 10).argmax(1) == y[te]).mean()))
+                acc[i].append(float((predict(Xte, keys).argmax(1) == y[te]).mean()))
         mode = "speaker-adaptive" if sa else "per file"
         print(f"| {mode} | " + " | ".join(f"{np.mean(a):.3f}" for a in acc) + " |", flush=True)
     return 0
