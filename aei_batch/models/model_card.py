@@ -264,7 +264,8 @@ def _weaknesses(card: ModelCard) -> list[str]:
         lines.append(
             _condition_line("A noise floor", "under a steady noise floor", noisy, "as recorded")
             + ". The training clips have studio silence between words; measure on your own recordings "
-            "(`aei-batch evaluate --model-dir`)."
+            "(`aei-batch evaluate --model-dir`). Windows of long recordings are cleaned of their channel's "
+            "steady noise before they are scored (`--denoise`); whole clips are scored as recorded."
         )
     win = h.get("windows") or {}
     for fmt in ("mono16k", "stereo8k"):

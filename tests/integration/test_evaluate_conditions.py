@@ -82,7 +82,7 @@ def test_train_card_counts_files_and_measures_telephone(default_model):
     assert noisy["accuracy_drop_points"] == pytest.approx(
         100 * (noisy["full_band_accuracy"] - noisy["accuracy"]), abs=0.01
     )
-    assert "A noise floor: the 16 held-out files" in md
+    assert "A noise floor: the 16 held-out files" in md and "whole clips are scored as recorded" in md
     win = card["models"]["blend"]["heldout"]["windows"]  # train scores generated calls too
     assert win["mono16k"]["calls"] == win["stereo8k"]["calls"] == 2 and win["mono16k"]["n_counted"] >= 3
     assert "Windows of long recordings: in 2 generated calls" in md
