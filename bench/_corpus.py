@@ -414,7 +414,7 @@ def build_calls(
     grid = {"window_s": window_s, "hop_s": hop_s, "context_s": ctx, "join_gap_s": gap, "denoise": dn}
     tag = "" if (window_s, hop_s) == (3.0, 1.5) else f"-w{window_s:g}h{hop_s:g}"
     tag += f"-c{ctx:g}g{gap:g}" if ctx else ""  # no tag: each window on its own voiced span
-    tag += "-dn" if dn else ""  # no tag: windows not cleaned of noise (before 2026-12-01)
+    tag += "-dn" if dn else ""  # no tag: windows not cleaned of noise (before issue 15 round 6)
     path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}{tag}.npz"
     if path.is_file():
         return dict(np.load(path, allow_pickle=False))

@@ -250,7 +250,7 @@ def main() -> int:
     ap.add_argument(
         "--no-denoise",
         action="store_true",
-        help="the calls' windows not cleaned of noise (before 2026-12-01)",
+        help="the calls' windows not cleaned of noise (before issue 15 round 6)",
     )
     ap.add_argument(
         "--keep-models",

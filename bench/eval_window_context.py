@@ -7,7 +7,7 @@ A window of a long recording is featurised on the stretch of speech under it: it
 across pauses shorter than `join_gap_s`, the run with the most voiced frames inside the window, whole
 within `context_s` of either edge (scoring/windows.py; `context_s` 0 = the window's own voiced span, the
 behaviour before 2026-11-30), and, with `denoise`, cleaned of the noise measured on its channel's
-non-speech frames around it (since 2026-12-01). This bench chooses (context_s, join_gap_s, denoise) from
+non-speech frames around it (since issue 15 round 6). This bench chooses (context_s, join_gap_s, denoise) from
 a grid the way the issue's
 protocol requires, without looking at the test fold: in each outer fold of bench/eval_audio_nested.py's
 5-fold actor-grouped CV, the default model is fitted in a 3-fold actor-grouped inner CV over the outer

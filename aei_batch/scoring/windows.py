@@ -69,7 +69,7 @@ class SegmentConfig:
     #: voiced frames closer than this are one stretch of speech (pauses between words are shorter)
     join_gap_s: float = 0.8
     #: a window's spectrum is cleaned of its channel's noise, measured on the non-speech frames around it
-    #: (feature sets that take a noise spectrum; False: as before 2026-12-01)
+    #: (feature sets that take a noise spectrum; False: as before issue 15 round 6, 2026-11-30)
     denoise: bool = True
 
     def __post_init__(self) -> None:
@@ -381,8 +381,8 @@ def _noise_around(
     gate (`threshold`) within `ctx` samples of either edge that are also within NOISE_SPREAD_DB of the
     quietest of them (their 10th percentile), in runs of at least two frames (digital silence left out),
     the runs nearest the window first and NOISE_MAX_S of them at most, as the feature set measures it
-    (`noise_profile`). None when `cfg.denoise` is off,
-    the set takes no noise spectrum, or there is too little non-speech around the window to measure."""
+    (`noise_profile`). None when `cfg.denoise` is off, the set takes no noise spectrum, or there is too
+    little non-speech around the window to measure."""
     profile = getattr(extract, "noise_profile", None)
     if not cfg.denoise or profile is None:
         return None
