@@ -26,13 +26,7 @@ def _job(args: tuple[str]) -> np.ndarray:
 
     from aei_batch.features import get_feature_set
     from aei_batch.features.augment import noise_floor, telephone
-    from aei_batch.scoring.windows import (
-        FRAME,
-        NOISE_SPREAD_DB,
-        SegmentConfig,
-        frame_levels_db,
-        voice_thresholds,
-    )
+    from aei_batch.scoring.windows import FRAME, SegmentConfig, frame_levels_db, noise_runs, voice_thresholds
 
     fs = get_feature_set("voice_audio")
     sr = _corpus.ANALYSIS_SR
@@ -41,13 +35,8 @@ def _job(args: tuple[str]) -> np.ndarray:
     for v in (y, telephone(y, sr), noise_floor(y, sr)):
         v = np.asarray(v, dtype=np.float32)
         lv = frame_levels_db(v[None, :])[0]
-        quiet = (lv < voice_thresholds(lv[None, :], SegmentConfig())[0]) & (lv > -120.0)
-        noise = None
-        if quiet.any():
-            quiet &= lv <= np.percentile(lv[quiet], 10) + NOISE_SPREAD_DB
-            e = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-            pieces = [v[a * FRAME : b * FRAME] for a, b in zip(e[::2], e[1::2], strict=True) if b - a >= 2]
-            noise = fs.noise_profile(pieces, sr) if pieces else None
+        runs = noise_runs(lv, voice_thresholds(lv[None, :], SegmentConfig())[0])  # the windows' rule
+        noise = fs.noise_profile([v[a * FRAME : b * FRAME] for a, b in runs], sr) if runs else None
         out.append(fs.extract(v, sr, noise=noise))
     return np.stack(out)
 

@@ -365,6 +365,21 @@ def _speech_stretch(
     return (a, b) if b - a >= sr // 2 else None
 
 
+def noise_runs(lv: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Runs [a, b) of at least two frames of a channel's noise floor, among frame levels `lv` (dBFS): frames
+    under the voice gate `threshold` (digital silence left out) that lie within NOISE_SPREAD_DB of the
+    quietest of them (their 10th percentile)."""
+    quiet = (lv < threshold) & (lv > _EPS_DB)
+    if not quiet.any():
+        return []
+    # a noise floor is steady: its frames lie within NOISE_SPREAD_DB of the quietest; the fade of a word
+    # (under the gate, but above the floor) is speech, not noise
+    quiet &= lv <= np.percentile(lv[quiet], 10) + NOISE_SPREAD_DB
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))  # starts, ends
+    pairs = zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
+    return [(a, b) for a, b in pairs if b - a >= 2]
+
+
 def _noise_around(
     ch: int,
     start: int,
@@ -377,28 +392,17 @@ def _noise_around(
     sr: int,
     cfg: SegmentConfig,
 ) -> np.ndarray | None:
-    """The noise spectrum of channel `ch` around the window [start, end): from its frames under the voice
-    gate (`threshold`) within `ctx` samples of either edge that are also within NOISE_SPREAD_DB of the
-    quietest of them (their 10th percentile), in runs of at least two frames (digital silence left out),
-    the runs nearest the window first and NOISE_MAX_S of them at most, as the feature set measures it
-    (`noise_profile`). None when `cfg.denoise` is off, the set takes no noise spectrum, or there is too
-    little non-speech around the window to measure."""
+    """The noise spectrum of channel `ch` around the window [start, end): from its `noise_runs` (under the
+    voice gate `threshold`) within `ctx` samples of either edge, the runs nearest the window first and
+    NOISE_MAX_S of them at most, as the feature set measures it (`noise_profile`). None when `cfg.denoise`
+    is off, the set takes no noise spectrum, or there is too little non-speech around the window."""
     profile = getattr(extract, "noise_profile", None)
     if not cfg.denoise or profile is None:
         return None
     first = -(-max(history.start, start - ctx) // FRAME)  # whole frames still in the history
     last = min(history.end, end + ctx) // FRAME
     lv = levels[first : max(first, min(last, levels.shape[0]))]
-    quiet = (lv < threshold) & (lv > _EPS_DB)
-    if not quiet.any():
-        return None
-    # a noise floor is steady: its frames lie within NOISE_SPREAD_DB of the quietest; the fade of a word
-    # (under the gate, but above the floor) is speech, not noise
-    quiet &= lv <= np.percentile(lv[quiet], 10) + NOISE_SPREAD_DB
-    quiet = np.concatenate([[False], quiet, [False]])
-    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # run starts and ends, alternating
-    pairs = zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
-    runs = [(first + a, first + b) for a, b in pairs if b - a >= 2]
+    runs = [(first + a, first + b) for a, b in noise_runs(lv, threshold)]
     # the runs nearest the window first, up to NOISE_MAX_S: a window's cost stays bounded in long pauses
     centre = (start + end) // 2 // FRAME
     budget = round(NOISE_MAX_S * sr) // FRAME
