@@ -26,7 +26,7 @@ WHAT_THIS_IS = (
     "the emotion label (aei_batch/synth.py). It is not speech. Models reach about 1.000 accuracy on it: "
     "that shows the plumbing works (decode, features, model, Ray, table, SQL, timeline), [bold]not[/bold] "
     "that they read emotion in real voices. On real acted speech (RAVDESS, whole actors held out) the "
-    "default model measures 77.3% speaker-adaptive, 64.3% file by file (docs/MODELS.md); on natural, "
+    "default model measures 77.3% speaker-adaptive, 65.0% file by file (docs/MODELS.md); on natural, "
     "telephone or noisy speech expect less, and measure on your own data."
 )
 

@@ -199,16 +199,19 @@ def _pad(y: np.ndarray) -> np.ndarray:
     return np.pad(y, (0, n_fft - len(y))) if len(y) < n_fft else y
 
 
-def _analysis(y: np.ndarray, sr: int, noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _analysis(
+    y: np.ndarray, sr: int, noise: np.ndarray | None = None, floor: dict[str, float] | None = None
+) -> dict[str, np.ndarray]:
     """`rich_audio`'s one pass over the frames (features.rich), keeping the power spectrum: the same
-    centred Hann frames and grid as this block's spectral descriptors, so they are not computed twice."""
+    centred Hann frames and grid as this block's spectral descriptors, so they are not computed twice.
+    `floor`: the active frames' floor rule (v2, `FLOOR_RULE`), None for v1."""
     from aei_batch.features.rich import RICH_PARAMS, analysis
 
     p = VOICE_PARAMS
     if sr != p["sr"]:
         raise ValueError(f"voice features are defined at {p['sr']} Hz, got {sr}")
     assert all(RICH_PARAMS[k] == p[k] for k in ("sr", "n_fft", "hop_length", "active_db"))
-    return analysis(y, sr, keep_power=True, noise=noise)
+    return analysis(y, sr, keep_power=True, noise=noise, floor=floor)
 
 
 def _block_from(y: np.ndarray, sr: int, a: dict[str, np.ndarray]) -> np.ndarray:
@@ -288,14 +291,27 @@ def voice_block(y: np.ndarray, sr: int) -> np.ndarray:
     return _block_from(y, sr, _analysis(y, sr))
 
 
-def voice_audio(y: np.ndarray, sr: int, noise: np.ndarray | None = None) -> np.ndarray:
+def voice_audio(
+    y: np.ndarray, sr: int, noise: np.ndarray | None = None, floor: dict[str, float] | None = None
+) -> np.ndarray:
     """`rich_audio`'s 701 values followed by `voice_block`, from one analysis of the frames (with `noise`,
-    of the spectrum cleaned of it: `features.rich.subtract_noise`)."""
+    of the spectrum cleaned of it: `features.rich.subtract_noise`). `floor`: v2's active-frame rule."""
     from aei_batch.features.rich import rich_from_analysis
 
     y = _pad(y)
-    a = _analysis(y, sr, noise)
+    a = _analysis(y, sr, noise, floor)
     return np.concatenate([rich_from_analysis(y, sr, a), _block_from(y, sr, a)])
+
+
+#: v2's active frames (features.rich: active_frames, floor_level): a clip with a steady floor (a run of
+#: 0.4 s within 6 dB of its 10th-percentile frame) leaves out the frames less than 10 dB above that floor,
+#: never cutting deeper than 20 dB under the peak. Constants fixed before any accuracy was measured.
+FLOOR_RULE: dict[str, float] = {"spread_db": 6.0, "min_run_s": 0.4, "margin_db": 10.0, "range_db": 20.0}
+
+
+def voice_audio_v2(y: np.ndarray, sr: int, noise: np.ndarray | None = None) -> np.ndarray:
+    """`voice_audio` with v2's floor-aware active frames (`FLOOR_RULE`)."""
+    return voice_audio(y, sr, noise, FLOOR_RULE)
 
 
 def _noise_power(pieces: list[np.ndarray], sr: int) -> np.ndarray | None:
@@ -323,5 +339,16 @@ VOICE = FeatureSet(
     "spectral slopes, entropy, flux and rhythm, 10 functionals each.",
 )
 
-#: The sets this module defines (collected by aei_batch.features.registry).
-FEATURE_SETS = (VOICE,)
+VOICE_V2 = FeatureSet(
+    name="voice_audio",
+    version=2,
+    params={**VOICE_PARAMS, "active_floor": FLOOR_RULE, "base": "rich_audio@v1"},
+    names=VOICE.names,
+    fn=voice_audio_v2,
+    noise_fn=_noise_power,
+    description=VOICE.description.replace("10 functionals each.", "10 functionals each; active frames ")
+    + "exclude a steady floor (noise, a telephone channel's quantisation noise).",
+)
+
+#: The sets this module defines (collected by aei_batch.features.registry). v1 stays for models trained on it.
+FEATURE_SETS = (VOICE, VOICE_V2)

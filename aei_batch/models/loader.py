@@ -91,11 +91,14 @@ def _load_classifier(local_dir: Any, name: str, art: ArtifactInfo) -> Any:
 def check_feature_hash(card: ModelCard) -> FeatureSet:
     """The extractor this code would run must be the one the model was trained on."""
     fs_info = card.feature_set
-    try:
-        fs = get_feature_set(str(fs_info.get("name")))
+    version = fs_info.get("version")
+    try:  # the version the card names (an older one stays registered); a card without one: the newest
+        fs = get_feature_set(str(fs_info.get("name")), int(version) if isinstance(version, int) else None)
     except ConfigError as exc:  # an unknown name in the card is the model's problem, not the flags'
         raise ModelError(
-            f"the model card names feature set {fs_info.get('name')!r}, which this aei_batch does not have",
+            f"the model card names feature set {fs_info.get('name')!r}"
+            + (f" version {version}" if version is not None else "")
+            + ", which this aei_batch does not have",
             hint=f"{exc.hint or ''}; retrain the model, or use the aei_batch version that trained it".lstrip(
                 "; "
             ),

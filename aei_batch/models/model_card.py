@@ -261,11 +261,20 @@ def _weaknesses(card: ModelCard) -> list[str]:
         lines.append(_condition_line("Telephone audio", "as telephone copies", tel, "at full band") + ".")
     noisy = h.get("noise_floor") or {}
     if noisy.get("n"):
+        fs = card.feature_set or {}
+        floor_aware = fs.get("name") == "voice_audio" and int(fs.get("version") or 1) >= 2
         lines.append(
             _condition_line("A noise floor", "under a steady noise floor", noisy, "as recorded")
-            + ". The training clips have studio silence between words; measure on your own recordings "
-            "(`aei-batch evaluate --model-dir`). Windows of long recordings are cleaned of their channel's "
-            "steady noise before they are scored (`--denoise`); whole clips are scored as recorded."
+            + ". The training clips have studio silence between words"
+            + (
+                " (the features leave a clip's steady floor out of its statistics, which halves this "
+                "cost, but the floor's noise is still in the speech)"
+                if floor_aware
+                else ""
+            )
+            + "; measure on your own recordings (`aei-batch evaluate --model-dir`). Windows of long "
+            "recordings are cleaned of their channel's steady noise before they are scored (`--denoise`); "
+            "whole clips are scored as recorded."
         )
     win = h.get("windows") or {}
     for fmt in ("mono16k", "stereo8k"):

@@ -126,7 +126,7 @@ def _run_score(opts: ScoreOptions, t0: float, early: Any, observer: Any, runtime
     model = load_model(opts.model_dir, opts.model_name)  # fail fast on a missing/corrupt/mismatched model
     adaptive = _speaker_adaptive(opts, model)
     if runner == "pool":  # pool workers: forks of a driver with the model's libraries imported
-        warm = ("aei_batch.features.clip", "warm_up_features", (model.feature_set.name,))
+        warm = ("aei_batch.features.clip", "warm_up_features", (model.feature_set.id,))
         rt.start_early(warm_modules=WARM_MODULES, warm_call=warm)
     ctx = RunContext.new(
         opts.model_dir,

@@ -134,8 +134,8 @@ class ScoreStage:
 
         model = load_model(self.ctx.model_dir, self.ctx.model_name)
         self.predictor = Predictor(model, self.ctx)
-        self.featuriser = ClipFeaturiser(model.feature_set.name, self.ctx)
-        self.windows = WindowScorer(self.ctx, model.feature_set.name, self.featuriser)
+        self.featuriser = ClipFeaturiser(model.feature_set.id, self.ctx)
+        self.windows = WindowScorer(self.ctx, model.feature_set.id, self.featuriser)
         self.video = VideoScorer(self.ctx, self.featuriser)
         self.rx = compile_pattern(self.ctx.options.get("speaker_pattern"))
 

@@ -37,7 +37,7 @@ def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
     model = load_model(str(opts.model_dir), opts.model_name)
     data = cached_featurise(
         str(opts.data),
-        model.feature_set.name,
+        model.feature_set.id,
         runner=opts.runner,
         cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
     )
@@ -56,7 +56,7 @@ def evaluate_model(opts: EvalOptions) -> dict[str, dict[str, Any]]:
 
     for copy, key, on in (("telephone", "telephone", opts.telephone), ("noise", "noise_floor", opts.noise)):
         if on:
-            copies = featurise_copy(data, model.feature_set.name, copy=copy, runner=opts.runner)
+            copies = featurise_copy(data, model.feature_set.id, copy=copy, runner=opts.runner)
             report[key] = condition_report(predict, data, copies, CONDITIONS[copy])
     if opts.windows:
         from aei_batch.training.calls import windows_report

@@ -224,7 +224,7 @@ def run_train_video(opts: VideoTrainOptions) -> ModelCard:
     if opts.frame_every < 1:
         raise ConfigError(f"--frame-every must be at least 1, got {opts.frame_every}")
     audio_model = _audio_model(opts.audio_model_dir)
-    data = collect(opts, audio_model.feature_set.name if audio_model else None)
+    data = collect(opts, audio_model.feature_set.id if audio_model else None)
     test_files = np.flatnonzero(np.isin(data.actors, opts.holdout_actors))
     train_files = np.flatnonzero(~np.isin(data.actors, opts.holdout_actors))
     if len(train_files) == 0:

@@ -93,10 +93,7 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_dir
 
 
-@pytest.fixture(scope="module")
-def voice_per_file_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A per-file logistic regression on the default feature set (`voice_audio`), which takes a noise
-    spectrum: regularised enough that its windows' probabilities show what cleaning does."""
+def _voice_logreg(tmp_path_factory: pytest.TempPathFactory, feature_set: str) -> Path:
     from aei_batch.synth import make_corpus
     from aei_batch.training.train import TrainOptions, run_train
 
@@ -107,7 +104,7 @@ def voice_per_file_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data=str(corpus),
         model_dir=str(model_dir),
         holdout_actors=[],
-        feature_set="voice_audio",
+        feature_set=feature_set,
         models=("logreg",),
         augment=False,
         heldout_windows=False,
@@ -116,6 +113,19 @@ def voice_per_file_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     run_train(opts)
     return model_dir
+
+
+@pytest.fixture(scope="module")
+def voice_per_file_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A per-file logistic regression on the default feature set (`voice_audio`, its newest version), which
+    takes a noise spectrum: regularised enough that its windows' probabilities show what cleaning does."""
+    return _voice_logreg(tmp_path_factory, "voice_audio")
+
+
+@pytest.fixture(scope="module")
+def voice_v1_per_file_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same on `voice_audio@v1`: a model trained before v2's floor-aware active frames."""
+    return _voice_logreg(tmp_path_factory, "voice_audio@v1")
 
 
 def _score(
@@ -278,3 +288,35 @@ def test_window_context_and_denoise_reach_every_runner(
     raw, cleaned = (seen["voice", "local", default.context_s, d] for d in (False, True))
     assert raw.shape == cleaned.shape  # cleaning changes no window's gate...
     assert np.abs(raw - cleaned).max() > 1e-3  # ...but the spectra: the pauses hold a -80 dBFS floor
+
+
+def test_the_cards_feature_set_version_reaches_every_runner(
+    voice_per_file_model: Path, voice_v1_per_file_model: Path, ray_local: Any, tmp_path: Path
+) -> None:
+    """A model trained on `voice_audio@v1` (before v2's floor-aware active frames) is scored with v1's
+    extractor on every runner, and one trained on v2 with v2's: each row names its version and holds the
+    probabilities of that version's features, on a clip whose steady floor sets the two versions apart."""
+    from aei_batch.decode.audio import ANALYSIS_SR, decode_audio
+    from aei_batch.features.augment import noise_floor
+    from aei_batch.models.loader import load_model
+
+    src = tmp_path / "in"
+    src.mkdir()
+    name = ravdess_name(3, 1, 5, 1, 1, 1, 21)
+    pause = np.zeros(int(0.7 * 16_000), np.float32)
+    clip = synth_clip("angry", 21, sr=16_000, seconds=2.0)
+    sf.write(src / name, noise_floor(np.concatenate([pause, clip, pause]), 16_000, dbfs=-50.0), 16_000)
+    y = decode_audio((src / name).read_bytes(), name).y
+    for model_dir, version in ((voice_v1_per_file_model, 1), (voice_per_file_model, 2)):
+        model = load_model(str(model_dir))
+        assert model.feature_set.id == f"voice_audio@v{version}"
+        expected = model.predict_proba8(model.feature_set.extract(y, ANALYSIS_SR)[None])[0]
+        for runner in RUNNERS:
+            _, rows, _ = _score(src, model_dir, tmp_path / f"v{version}-{runner}", runner)
+            row = rows[name]
+            assert row[COL.status] == "ok" and row[COL.feature_set] == f"voice_audio@v{version}", runner
+            np.testing.assert_allclose([row[c] for c in PROB_COLUMNS], expected, atol=1e-6, err_msg=runner)
+    model = load_model(str(voice_per_file_model))
+    other = load_model(str(voice_v1_per_file_model)).feature_set.extract(y, ANALYSIS_SR)
+    gap = np.abs(model.predict_proba8(other[None])[0] - expected).max()
+    assert gap > 1e-4, gap  # v1's features would have given other probabilities: the check above can fail

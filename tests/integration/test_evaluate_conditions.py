@@ -83,6 +83,8 @@ def test_train_card_counts_files_and_measures_telephone(default_model):
         100 * (noisy["full_band_accuracy"] - noisy["accuracy"]), abs=0.01
     )
     assert "A noise floor: the 16 held-out files" in md and "whole clips are scored as recorded" in md
+    assert (card["feature_set"]["name"], card["feature_set"]["version"]) == ("voice_audio", 2)
+    assert "leave a clip's steady floor out of its statistics" in md  # what v2 does about it
     win = card["models"]["blend"]["heldout"]["windows"]  # train scores generated calls too
     assert win["mono16k"]["calls"] == win["stereo8k"]["calls"] == 2 and win["mono16k"]["n_counted"] >= 3
     assert "Windows of long recordings: in 2 generated calls" in md

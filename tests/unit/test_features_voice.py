@@ -207,10 +207,51 @@ def test_block_matches_the_reference_on_real_speech():
         _assert_block_matches(f.name, decode_audio(f.read_bytes(), f.name).y)
 
 
-def test_voice_audio_is_rich_audio_then_the_block_and_its_identity_is_unchanged():
+def test_voice_audio_v1_is_rich_audio_then_the_block_and_its_identity_is_unchanged():
     y = _speechlike(2.5, seed=7)
-    vec = get_feature_set("voice_audio").extract(y, SR)
+    v1 = get_feature_set("voice_audio@v1")
+    vec = v1.extract(y, SR)
     rich = get_feature_set("rich_audio")
     np.testing.assert_array_equal(vec[: rich.dim], rich.extract(y, SR))
     np.testing.assert_array_equal(vec[rich.dim :], voice_block(y, SR))
-    assert get_feature_set("voice_audio").param_hash == "e1ce9001cf4e4e37"  # models trained before load
+    assert v1.param_hash == "e1ce9001cf4e4e37"  # models trained before v2 load and score as before
+    assert get_feature_set("voice_audio", 1) is v1
+
+
+def _continuous(seconds: float, seed: int = 0) -> np.ndarray:
+    """Speech-like sound with no pause: the envelope moves between 0.15 and 1, never to silence."""
+    t = np.arange(int(seconds * SR)) / SR
+    pitch = 150 + 30 * np.sin(2 * np.pi * 0.9 * t)
+    y = sum(np.sin(k * 2 * np.pi * np.cumsum(pitch) / SR) / k for k in range(1, 8))
+    env = 0.15 + 0.85 * np.sin(2 * np.pi * 1.1 * t) ** 2
+    noise = np.random.default_rng(seed).standard_normal(t.size)
+    return (0.2 * env * y + 0.001 * noise).astype(np.float32)
+
+
+def test_voice_audio_v2_leaves_out_a_steady_floor_and_nothing_else():
+    from aei_batch.features.augment import noise_floor
+    from aei_batch.features.rich import analysis, floor_level
+    from aei_batch.features.voice import FLOOR_RULE
+
+    v1, v2 = get_feature_set("voice_audio@v1"), get_feature_set("voice_audio")
+    assert v2.version == 2 and v2.names == v1.names and v2.param_hash == "4c8b753b124d392d"
+    hop_s = 256 / SR
+    # no pause: no floor, and v2 is v1 to the bit (trimmed clips and a window's stretch of speech)
+    speech = _continuous(3.0)
+    assert floor_level(analysis(speech, SR)["frame_db"], FLOOR_RULE, hop_s) is None
+    np.testing.assert_array_equal(v2.extract(speech, SR), v1.extract(speech, SR))
+    # the same speech between 0.7 s pauses over a floor 35 dB under its peak (within v1's 40 dB): the
+    # floor's frames leave the active set
+    pause = np.zeros(int(0.7 * SR), np.float32)
+    noisy = noise_floor(np.concatenate([pause, speech, pause]), SR, dbfs=-50.0)
+    frame_db = analysis(noisy, SR)["frame_db"]
+    level = floor_level(frame_db, FLOOR_RULE, hop_s)
+    assert level is not None and level < frame_db.max() - 25
+    old, new = analysis(noisy, SR)["active"], analysis(noisy, SR, floor=FLOOR_RULE)["active"]
+    edge = int(0.6 / hop_s)  # well inside the pauses
+    assert old[:edge].mean() > 0.9 and new[:edge].mean() < 0.1 and new[-edge:].mean() < 0.1
+    assert new[edge + int(0.2 / hop_s) : -edge - int(0.2 / hop_s)].mean() > 0.9  # the speech stays
+    assert not np.array_equal(v2.extract(noisy, SR), v1.extract(noisy, SR))
+    # a short dip (0.2 s) is not a floor
+    dip = np.concatenate([speech, np.zeros(int(0.2 * SR), np.float32), speech])
+    assert floor_level(analysis(noise_floor(dip, SR, dbfs=-50.0), SR)["frame_db"], FLOOR_RULE, hop_s) is None
