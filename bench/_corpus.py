@@ -26,11 +26,15 @@ from typing import Any
 import numpy as np
 
 CLIP_VARIANTS = ("full", "tel", "crop1", "crop2", "crop3")
+#: the feature set the nested benches and studies measure: `voice_audio`'s newest version (what `train` uses);
+#: `AEI_BENCH_FEATURE_SET=voice_audio@v1` measures an older one (its caches and kept fold models are filed
+#: under its own hash)
+FEATURE_SET = os.environ.get("AEI_BENCH_FEATURE_SET", "voice_audio")
 ANALYSIS_SR = 22050
 NOISE_DBFS = -65.0  # a faint noise floor under the pauses (the voice gate's absolute floor is -55 dBFS)
 
 
-def fold_model_dir(cache: Path, fs_name: str = "voice_audio") -> Path:
+def fold_model_dir(cache: Path, fs_name: str = FEATURE_SET) -> Path:
     """Where the nested benches keep fitted fold models: per feature-set hash, so a changed extractor never
     reuses models fitted on the old features (a model's file name is its row's name, mode and fold)."""
     from aei_batch.features import get_feature_set
@@ -60,7 +64,7 @@ def study_setup(doc: str, extra: Any = None) -> tuple[Any, Path, dict[str, np.nd
         print(f"SKIP: dataset not found at {args.data}")
         return None
     cache = Path(args.cache_dir)
-    return args, cache, build_training_clips(args.data, "voice_audio", cache, args.workers)
+    return args, cache, build_training_clips(args.data, FEATURE_SET, cache, args.workers)
 
 
 def kept_folds(
@@ -466,7 +470,7 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/shared/datasets/ravdess-speech")
-    ap.add_argument("--feature-set", default="voice_audio")
+    ap.add_argument("--feature-set", default=FEATURE_SET)
     ap.add_argument("--cache-dir", default="/work/wt/cache")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--what", default="clips,calls")

@@ -272,13 +272,13 @@ def main() -> int:
     from aei_batch.models.ensemble import build_models
 
     cache = Path(args.cache_dir)
-    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)  # variants 0-8
+    clips = _corpus.build_training_clips(args.data, _corpus.FEATURE_SET, cache, args.workers)  # variants 0-8
     calls = (
         None
         if args.no_calls
         else _corpus.build_calls(
             args.data,
-            "voice_audio",
+            _corpus.FEATURE_SET,
             cache,
             workers=args.workers,
             window_s=args.window_s,
@@ -303,7 +303,7 @@ def main() -> int:
 
         def make() -> dict[str, np.ndarray]:
             out = dict(clips)
-            extra = build(args.data, "voice_audio", cache, args.workers)
+            extra = build(args.data, _corpus.FEATURE_SET, cache, args.workers)
             out["X"] = np.concatenate([clips["X"], extra], axis=1) if append else clips["X"].copy()
             if not append:
                 out["X"][:, 2:5] = extra

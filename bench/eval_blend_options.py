@@ -109,12 +109,12 @@ def collect(a: argparse.Namespace) -> None:
     from aei_batch.training.cv import actor_folds
 
     cache = Path(a.cache_dir)
-    clips = _corpus.build_clips(a.data, "voice_audio", cache, 1)
-    calls = _corpus.build_calls(a.data, "voice_audio", cache, workers=1)
+    clips = _corpus.build_clips(a.data, _corpus.FEATURE_SET, cache, 1)
+    calls = _corpus.build_calls(a.data, _corpus.FEATURE_SET, cache, workers=1)
     X3, y, actors = clips["X"], clips["y"], clips["actors"]
     variants: tuple[int, ...] = (0, 1, 2, 3, 4)
     if a.speed or a.tel_speed:  # copies 5-6: speed x0.9 / x1.1, 7-8: their telephone copies
-        X3 = np.concatenate([X3, _corpus.build_speed(a.data, "voice_audio", cache, 1)], axis=1)
+        X3 = np.concatenate([X3, _corpus.build_speed(a.data, _corpus.FEATURE_SET, cache, 1)], axis=1)
         variants = (0, 1, 2, 3, 4, 5, 6, 7, 8) if a.tel_speed else (0, 1, 2, 3, 4, 5, 6)
     cands = candidates(a.base4)
     store: dict[str, np.ndarray] = {"names": np.array([c[0] for c in cands])}

@@ -48,7 +48,7 @@ def _job(path: str) -> np.ndarray:
     from aei_batch.features import get_feature_set
     from aei_batch.features.augment import noise_floor
 
-    fs = get_feature_set("voice_audio")
+    fs = get_feature_set(_corpus.FEATURE_SET)
     sr = _corpus.ANALYSIS_SR
     y = _corpus._load(path)
     a, b = _corpus.speech_span(y, sr)
@@ -63,7 +63,7 @@ def conditions(data: str, cache: Path, workers: int) -> np.ndarray:
 
     from aei_batch.features import get_feature_set
 
-    fs = get_feature_set("voice_audio")
+    fs = get_feature_set(_corpus.FEATURE_SET)
     files = _corpus.list_files(data)
     path = cache / f"noisefloor-{fs.name}-{fs.param_hash}-{len(files)}.npz"
     if path.is_file():

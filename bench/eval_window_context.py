@@ -69,11 +69,11 @@ def main() -> int:
         return 0
     cache = Path(args.cache_dir)
     models = _corpus.fold_model_dir(cache)
-    clips = _corpus.build_training_clips(args.data, "voice_audio", cache, args.workers)
+    clips = _corpus.build_training_clips(args.data, _corpus.FEATURE_SET, cache, args.workers)
     calls = {
         s: _corpus.build_calls(
             args.data,
-            "voice_audio",
+            _corpus.FEATURE_SET,
             cache,
             workers=args.workers,
             context_s=s[0],

@@ -52,10 +52,10 @@ def main() -> int:
         return 0
     args, cache, clips = setup
     kw: dict[str, Any] = {"workers": args.workers, "denoise": False}
-    calls = {"floor": _corpus.build_calls(args.data, "voice_audio", cache, **kw)}
+    calls = {"floor": _corpus.build_calls(args.data, _corpus.FEATURE_SET, cache, **kw)}
     (cache / "no_floor").mkdir(exist_ok=True)
     _corpus.NOISE_DBFS = -300.0  # this process only: the same calls without their noise floor
-    calls["no floor"] = _corpus.build_calls(args.data, "voice_audio", cache / "no_floor", **kw)
+    calls["no floor"] = _corpus.build_calls(args.data, _corpus.FEATURE_SET, cache / "no_floor", **kw)
     y, actors = clips["y"], clips["actors"]
     in_call = call_clips(list(clips["uris"]))
     res: dict[str, list[float]] = {}

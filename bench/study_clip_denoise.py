@@ -7,7 +7,7 @@ channel's steady noise (scoring/windows.py, `denoise`); this asks whether the sa
 own frames under the voice gate (the same rule: within 6 dB of the quietest of them), would help whole
 clips, with the default's kept fold models (`eval_audio_nested.py --rows default --keep-models`), which
 were trained on clips as recorded. Each clip, its telephone copy and its −65 dBFS noise-floor copy are
-scored as recorded and cleaned (features cached in CACHE/study_clip_denoise.npz). Prints fold-mean
+scored as recorded and cleaned (features cached in CACHE/study_clip_denoise*.npz). Prints fold-mean
 accuracy per mode.
 """
 
@@ -28,7 +28,7 @@ def _job(args: tuple[str]) -> np.ndarray:
     from aei_batch.features.augment import noise_floor, telephone
     from aei_batch.scoring.windows import FRAME, SegmentConfig, frame_levels_db, noise_runs, voice_thresholds
 
-    fs = get_feature_set("voice_audio")
+    fs = get_feature_set(_corpus.FEATURE_SET)
     sr = _corpus.ANALYSIS_SR
     y = _corpus._load(args[0])
     out = []
@@ -50,7 +50,8 @@ def main() -> int:
         return 0
     args, cache, clips = setup
     jobs = [(u,) for u in clips["uris"]]
-    cleaned = _corpus._per_file(cache / "study_clip_denoise.npz", _job, jobs, args.workers)
+    tag = "" if _corpus.FEATURE_SET == "voice_audio@v1" else f"-{_corpus.FEATURE_SET.replace('@', '-')}"
+    cleaned = _corpus._per_file(cache / f"study_clip_denoise{tag}.npz", _job, jobs, args.workers)
     noisy = eval_noise_floor.conditions(args.data, cache, args.workers)[:, 2]  # the -65 dBFS copies
     conds = {
         "clips": (clips["X"][:, 0], cleaned[:, 0]),

@@ -14,6 +14,8 @@ For this study the library function is replaced in this process only (no model o
 is touched). The clips and their -65 dBFS noise-floor copies are featurised under the rule and scored by
 the default's kept fold models (`eval_audio_nested.py --keep-models`), which were trained on the current
 rule: a lower bound for a model retrained on the new one. Prints fold-mean accuracy per mode.
+
+Measured on `voice_audio` v1 (before a floor-aware rule became v2's): AEI_BENCH_FEATURE_SET=voice_audio@v1.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 MARGIN_DB, RANGE_DB = 10.0, 20.0
 
 
-def active_frames(power_db: np.ndarray, top_db: float) -> np.ndarray:
+def active_frames(power_db: np.ndarray, top_db: float, *_: object) -> np.ndarray:
     """The studied rule (see the module docstring); at least 3 frames, all when fewer pass."""
     peak, floor = float(power_db.max()), float(np.percentile(power_db, 10))
     mask = power_db >= max(peak - top_db, min(floor + MARGIN_DB, peak - RANGE_DB))
@@ -44,7 +46,7 @@ def _job(path: str) -> np.ndarray:
     from aei_batch.features.augment import noise_floor
 
     rich.active_frames = active_frames  # type: ignore[assignment]  # this study's process only
-    fs = get_feature_set("voice_audio")
+    fs = get_feature_set(_corpus.FEATURE_SET)
     y = _corpus._load(path)
     return np.stack([fs.extract(v, _corpus.ANALYSIS_SR) for v in (y, noise_floor(y, _corpus.ANALYSIS_SR))])
 
@@ -62,7 +64,8 @@ def main() -> int:
         return 0
     args, cache, clips = setup
     MARGIN_DB, RANGE_DB = args.margin_db, args.range_db
-    path = cache / f"floormask-{MARGIN_DB:g}-{RANGE_DB:g}.npz"
+    tag = "" if _corpus.FEATURE_SET == "voice_audio@v1" else f"-{_corpus.FEATURE_SET.replace('@', '-')}"
+    path = cache / f"floormask-{MARGIN_DB:g}-{RANGE_DB:g}{tag}.npz"
     files = list(clips["uris"])
     if path.is_file():
         X = np.load(path)["X"]
