@@ -428,7 +428,9 @@ def train(
         help="Actors kept out of training and used to measure accuracy (21-24; e.g. 17,18,19,20, or none).",
     ),
     feature_set: str = typer.Option(
-        None, help="Feature set (docs/FEATURES.md; default voice_audio for audio)."
+        None,
+        help="Feature set (docs/FEATURES.md; default voice_audio, its newest version, for audio; "
+        "name@vN for an older version).",
     ),
     models: str = typer.Option(
         None,
