@@ -132,12 +132,12 @@ def active_frames(
     also leaves out the frames less than `margin_db` above it, without raising the threshold above
     `range_db` under the peak: a noise floor or a telephone channel's quantisation noise sits 30-50 dB
     under the speech, within `top_db`, and would otherwise count as speech."""
-    peak = float(power_db.max())
-    threshold = peak - top_db
+    peak = power_db.max()
+    threshold = peak - top_db  # in the array's dtype, as v1 always computed it: v1's frames to the bit
     if floor is not None:
         level = floor_level(power_db, floor, hop_s)
         if level is not None:
-            threshold = max(threshold, min(level + floor["margin_db"], peak - floor["range_db"]))
+            threshold = max(threshold, min(level + floor["margin_db"], float(peak) - floor["range_db"]))
     mask = power_db >= threshold
     if mask.sum() < 3:
         mask = np.ones_like(mask, dtype=bool)

@@ -249,3 +249,16 @@ def test_long_clips_leave_no_large_buffer_behind(monkeypatch):
     monkeypatch.undo()
     fs.extract(np.tile(y, 6), SR)  # 120 s: its whole-signal scratch is over the limit
     assert max(b.nbytes for b in rich._WS.bufs.values()) <= rich._KEEP_BYTES
+
+
+def test_active_frames_without_a_floor_rule_is_the_references_to_the_bit():
+    """v1's active frames (no `floor`) are the reference's exactly, a frame on the threshold included: a
+    model trained on v1 must see the frames it was trained on."""
+    from aei_batch.features import rich_reference
+    from aei_batch.features.rich import active_frames
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        db = (rng.normal(-30, 25, rng.integers(3, 400))).astype(np.float32)
+        db[rng.integers(len(db))] = db.max() - 40  # a frame exactly on the threshold
+        np.testing.assert_array_equal(active_frames(db, 40.0), rich_reference.active_frames(db, 40.0))
