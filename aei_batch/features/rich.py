@@ -114,8 +114,8 @@ def floor_level(power_db: np.ndarray, rule: dict[str, float], hop_s: float) -> f
     """The level (dB) of the clip's steady floor, or None when it has none: its 10th-percentile frame
     level, when the frames within `spread_db` of it hold a run of at least `min_run_s`. A pause of that
     length sits at the floor; in a stretch of speech with no pause, the quietest tenth is quiet speech,
-    which dips to that level only briefly (RAVDESS, 100 clips trimmed to their speech: 5 % hold such a
-    run of 0.35 s, none of 0.46 s; all their telephone and noise-floor copies hold one)."""
+    which dips to that level only briefly (100 RAVDESS clips trimmed to their speech: 3 % hold such a run
+    of 0.4 s; all their telephone and noise-floor copies hold one; bench/study_floor_rule.py)."""
     p10 = float(np.percentile(power_db, 10))
     near = np.concatenate([[0], (power_db <= p10 + rule["spread_db"]).view(np.int8), [0]])
     edges = np.flatnonzero(np.diff(near))  # run starts and ends, alternating

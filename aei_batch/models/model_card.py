@@ -267,8 +267,8 @@ def _weaknesses(card: ModelCard) -> list[str]:
             _condition_line("A noise floor", "under a steady noise floor", noisy, "as recorded")
             + ". The training clips have studio silence between words"
             + (
-                " (the features leave a clip's steady floor out of its statistics, which halves this "
-                "cost, but the floor's noise is still in the speech)"
+                " (the features leave a clip's steady floor out of its statistics, which cuts this "
+                "cost by more than half, but the floor's noise is still in the speech)"
                 if floor_aware
                 else ""
             )
