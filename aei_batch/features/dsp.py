@@ -143,3 +143,9 @@ def frame_rms(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     total = np.cumsum(sq)
     starts = np.arange(n_frames) * hop
     return np.sqrt(np.maximum(total[starts + n_fft] - total[starts], 0.0) / n_fft)  # type: ignore[no-any-return]
+
+
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends ([start, end) frame indices) of the runs of True in a boolean sequence."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]])))
+    return edges[::2], edges[1::2]

@@ -117,9 +117,8 @@ def floor_level(power_db: np.ndarray, rule: dict[str, float], hop_s: float) -> f
     which dips to that level only briefly (100 RAVDESS clips trimmed to their speech: 3 % hold such a run
     of 0.4 s; all their telephone and noise-floor copies hold one; bench/study_floor_rule.py)."""
     p10 = float(np.percentile(power_db, 10))
-    near = np.concatenate([[0], (power_db <= p10 + rule["spread_db"]).view(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(near))  # run starts and ends, alternating
-    longest = int((edges[1::2] - edges[::2]).max()) if edges.size else 0
+    starts, ends = dsp.true_runs(power_db <= p10 + rule["spread_db"])
+    longest = int((ends - starts).max()) if starts.size else 0
     return p10 if longest * hop_s >= rule["min_run_s"] else None
 
 

@@ -261,8 +261,7 @@ def _weaknesses(card: ModelCard) -> list[str]:
         lines.append(_condition_line("Telephone audio", "as telephone copies", tel, "at full band") + ".")
     noisy = h.get("noise_floor") or {}
     if noisy.get("n"):
-        fs = card.feature_set or {}
-        floor_aware = fs.get("name") == "voice_audio" and int(fs.get("version") or 1) >= 2
+        floor_aware = "active_floor" in ((card.feature_set or {}).get("params") or {})  # voice_audio v2
         lines.append(
             _condition_line("A noise floor", "under a steady noise floor", noisy, "as recorded")
             + ". The training clips have studio silence between words"

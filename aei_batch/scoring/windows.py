@@ -375,9 +375,10 @@ def noise_runs(lv: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     # a noise floor is steady: its frames lie within NOISE_SPREAD_DB of the quietest; the fade of a word
     # (under the gate, but above the floor) is speech, not noise
     quiet &= lv <= np.percentile(lv[quiet], 10) + NOISE_SPREAD_DB
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))  # starts, ends
-    pairs = zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
-    return [(a, b) for a, b in pairs if b - a >= 2]
+    from aei_batch.features.dsp import true_runs
+
+    starts, ends = true_runs(quiet)
+    return [(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True) if b - a >= 2]
 
 
 def _noise_around(
