@@ -30,6 +30,10 @@ CLIP_VARIANTS = ("full", "tel", "crop1", "crop2", "crop3")
 #: `AEI_BENCH_FEATURE_SET=voice_audio@v1` measures an older one (its caches and kept fold models are filed
 #: under its own hash)
 FEATURE_SET = os.environ.get("AEI_BENCH_FEATURE_SET", "voice_audio")
+#: stereo calls per fold of the generated calls: 2 pairs put all four actors of a fold on a stereo call, as
+#: the mono calls do (since issue 15 round 8); `AEI_BENCH_STEREO_PAIRS=1` gives the half of them that every
+#: earlier round measured (the same calls, the same seeds)
+STEREO_PAIRS = int(os.environ.get("AEI_BENCH_STEREO_PAIRS", "2"))
 ANALYSIS_SR = 22050
 NOISE_DBFS = -65.0  # a faint noise floor under the pauses (the voice gate's absolute floor is -55 dBFS)
 
@@ -394,14 +398,15 @@ def build_calls(
     calls_per_actor: int = 1,
     workers: int = 2,
     clips_per_call: int = 20,
-    pairs_per_fold: int = 1,
+    pairs_per_fold: int = STEREO_PAIRS,
     window_s: float = 3.0,
     hop_s: float = 1.5,
     context_s: float | None = None,
     join_gap_s: float | None = None,
     denoise: bool | None = None,
 ) -> dict[str, np.ndarray]:
-    """Generated calls for every actor (mono16k) and every same-fold actor pair (stereo8k), cut into the
+    """Generated calls for every actor (mono16k) and `pairs_per_fold` same-fold actor pairs (stereo8k; 2 =
+    every actor of a 5-fold split of 20 actors, 1 = half of them, as before issue 15 round 8), cut into the
     pipeline's windows (`window_s` every `hop_s`, each featurised on the stretch of speech under it within
     `context_s` joined across pauses under `join_gap_s`, cleaned of the channel's noise when `denoise`:
     the pipeline's defaults unless given)."""
@@ -419,6 +424,7 @@ def build_calls(
     tag = "" if (window_s, hop_s) == (3.0, 1.5) else f"-w{window_s:g}h{hop_s:g}"
     tag += f"-c{ctx:g}g{gap:g}" if ctx else ""  # no tag: each window on its own voiced span
     tag += "-dn" if dn else ""  # no tag: windows not cleaned of noise (before issue 15 round 6)
+    tag += f"-sp{pairs_per_fold}" if pairs_per_fold != 1 else ""  # no tag: one stereo pair per fold
     path = cache / f"calls-{fs.name}-{fs.param_hash}-{len(files)}-{calls_per_actor}{tag}.npz"
     if path.is_file():
         return dict(np.load(path, allow_pickle=False))
@@ -437,26 +443,32 @@ def build_calls(
     for a in actors:
         for k in range(calls_per_actor):
             jobs.append(("mono16k", [calls[a][k]], 1000 + cid, fs_name, cid, grid))
-            meta.append(("mono16k", [a]))
+            meta.append(("mono16k", [a], 0))
             cid += 1
-    for k in range(n_folds):
-        fold = actors[k::n_folds]
-        for p in range(0, min(len(fold) - 1, 2 * pairs_per_fold), 2):
+    # the fold's first pair in every fold, then its second: the calls of `pairs_per_fold=1` (before issue
+    # 15 round 8) stay the same calls, with the same seeds, when more pairs are asked for
+    for p in range(0, 2 * pairs_per_fold, 2):
+        for k in range(n_folds):
+            fold = actors[k::n_folds]
+            if p + 1 >= len(fold):
+                continue
             a, b = fold[p], fold[p + 1]
             for j in range(calls_per_actor):
                 jobs.append(("stereo8k", [calls[a][j], calls[b][j]], 1000 + cid, fs_name, cid, grid))
-                meta.append(("stereo8k", [a, b]))
+                meta.append(("stereo8k", [a, b], p // 2 + 1))
                 cid += 1
     t0 = time.perf_counter()
     with _pool(workers) as pool:
         res = pool.map(_call_job, jobs, chunksize=1)
     secs = time.perf_counter() - t0
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("X", "y", "channel", "call", "actor", "fmt")}
-    for r, (fmt, acts) in zip(res, meta, strict=True):
+    keys = ("X", "y", "channel", "call", "actor", "fmt", "pair")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for r, (fmt, acts, pair) in zip(res, meta, strict=True):
         for k in ("X", "y", "channel", "call"):
             parts[k].append(r[k])
         parts["actor"].append(np.array([acts[c] for c in r["channel"]], dtype=np.int64))
         parts["fmt"].append(np.full(len(r["y"]), 0 if fmt == "mono16k" else 1))
+        parts["pair"].append(np.full(len(r["y"]), pair))  # 0 mono, else the stereo call's pair in its fold
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out["seconds"] = np.array(secs)
     out["audio_s"] = np.array(sum(float(r["audio_s"]) for r in res))

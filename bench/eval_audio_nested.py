@@ -98,7 +98,10 @@ def run_row(
     modes: tuple[bool, ...] = (False, True),
     model_cache: Path | None = None,
     adapt: bool = True,
+    raw: dict[tuple[bool, str], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> list[dict[str, Any]]:
+    """One row of the table. `raw`, when given, receives each (mode, test)'s labels, probabilities and
+    outer fold of every test row."""
     from aei_batch.models.adapt import predict_adapted
     from aei_batch.scoring.speaker import GlobalStats
     from aei_batch.training.cv import actor_folds
@@ -156,7 +159,13 @@ def run_row(
                 for f, label in ((0, "calls_mono16k"), (1, "calls_stereo8k")):
                     sel = calls["fmt"][m] == f
                     add(label, calls["y"][m][sel], pc[sel], k)
+                if "pair" in calls and (calls["pair"] > 1).any():  # the stereo calls by pair (round 8)
+                    for p in np.unique(calls["pair"][calls["pair"] > 0]):
+                        sel = calls["pair"][m] == p
+                        add(f"calls_stereo8k_pair{p}", calls["y"][m][sel], pc[sel], k)
         for label, (ys, ps, fs) in preds.items():
+            if raw is not None:
+                raw[(sa, label)] = (np.concatenate(ys), np.concatenate(ps), np.concatenate(fs))
             s = _summary(np.concatenate(ys), np.concatenate(ps), np.concatenate(fs))
             out.append(
                 {

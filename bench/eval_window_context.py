@@ -47,7 +47,7 @@ def _subset(d: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]
 
 
 def _window_acc(rows: list[dict[str, Any]]) -> float:
-    calls = [r for r in rows if r["test"].startswith("calls")]
+    calls = [r for r in rows if r["test"] in ("calls_mono16k", "calls_stereo8k")]
     return sum(r["accuracy"] * r["n"] for r in calls) / sum(r["n"] for r in calls)
 
 
@@ -120,9 +120,7 @@ def main() -> int:
     for k, (_tr, te) in enumerate(actor_folds(actors, 5)):
         c = calls[chosen[k]]
         parts.append(_subset(c, np.isin(c["actor"], np.unique(actors[te]))))
-    nested = {
-        key: np.concatenate([p[key] for p in parts]) for key in ("X", "y", "channel", "call", "actor", "fmt")
-    }
+    nested = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if parts[0][key].ndim}
     name = "voice_audio+blend (aug+speed+tel, adapt)"  # eval_audio_nested.py's default row: same fold models
     results = {
         "nested": E.run_row(
@@ -143,6 +141,12 @@ def main() -> int:
             print(
                 f"| {label} | {'speaker-adaptive' if sa else 'per file'} | {mono['fold_mean']:.3f} / "
                 f"{mono['ece']:.3f} | {stereo['fold_mean']:.3f} / {stereo['ece']:.3f} | {both:.3f} |"
+            )
+    for label, rows in results.items():  # the stereo calls by pair: pair 1 = the calls of rounds 1-7
+        for x in (x for x in rows if x["test"].startswith("calls_stereo8k_pair")):
+            print(
+                f"{label}, {'speaker-adaptive' if x['speaker_adaptive'] else 'per file'}, "
+                f"{x['test']}: {x['fold_mean']:.3f} (pooled {x['accuracy']:.3f}, n = {x['n']})"
             )
     if args.json:
         out = {
