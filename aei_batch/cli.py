@@ -463,6 +463,13 @@ def train(
         help="Audio: also score generated calls of the held-out actors window by window, as `evaluate` "
         "does, and state the figure in MODEL_CARD.md (on).",
     ),
+    window_temperature: bool = typer.Option(
+        None,
+        "--window-temperature/--no-window-temperature",
+        help="Audio, default blend: fit a second temperature for the windows of long recordings on "
+        "generated calls of the training actors, so a timeline's probabilities are calibrated (on; needs "
+        "two training actors or more).",
+    ),
     runner: str = typer.Option(None, help="Where feature extraction runs: " + _RUNNER_HELP),
     seed: int = typer.Option(None, help="Random seed (0; results are reproducible with it)."),
     modality: str = typer.Option(
@@ -501,6 +508,7 @@ def train(
             "cache_dir": cache_dir,
             "augment": augment,
             "heldout_windows": heldout_windows,
+            "window_temperature": window_temperature,
             "runner": runner,
             "seed": seed,
             "modality": modality,

@@ -313,6 +313,8 @@ class TrainOptions(Options):
         None  # telephone copies + random crops (training/data.py); None: on for voice_audio
     )
     heldout_windows: bool = True  # score generated calls of the held-out actors (training/calls.py)
+    #: fit the default blend's window temperature on windows of generated calls of the training actors
+    window_temperature: bool = True
 
     @field_validator("holdout_actors", mode="before")
     @classmethod

@@ -99,10 +99,14 @@ def run_row(
     model_cache: Path | None = None,
     adapt: bool = True,
     raw: dict[tuple[bool, str], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    window_rows: bool = False,
 ) -> list[dict[str, Any]]:
     """One row of the table. `raw`, when given, receives each (mode, test)'s labels, probabilities and
-    outer fold of every test row."""
+    outer fold of every test row. `window_rows`: the model also gets the windows of the training actors'
+    calls (its window temperature, as `train` fits it since issue 15 round 8) and the test calls' windows
+    are scored as windows."""
     from aei_batch.models.adapt import predict_adapted
+    from aei_batch.models.ensemble import WindowRows
     from aei_batch.scoring.speaker import GlobalStats
     from aei_batch.training.cv import actor_folds
 
@@ -134,7 +138,15 @@ def run_row(
             else:
                 model = make()
                 t0 = time.process_time()
-                kw = {"adapt_groups": np.asarray(keys)} if sa and adapt else {}  # per-group adaptation
+                kw: dict[str, Any] = {"adapt_groups": np.asarray(keys)} if sa and adapt else {}  # per group
+                if window_rows and calls is not None:  # the training actors' call windows
+                    mw = np.isin(calls["actor"], np.unique(actors[tr]))
+                    Xw = calls["X"][mw][:, :cols] if cols else calls["X"][mw]
+                    wk = [f"{c}-{ch}" for c, ch in zip(calls["call"][mw], calls["channel"][mw], strict=True)]
+                    if sa:
+                        Xw = _zscore(Xw, wk, g, min_files)
+                    ag = np.asarray(wk) if sa and adapt else None
+                    kw["window_rows"] = WindowRows(Xw, calls["y"][mw], calls["actor"][mw], ag)
                 model.fit(Xtr, ytr, groups=gtr, calibration_rows=originals, **kw)
                 secs = time.process_time() - t0
                 if saved is not None:
@@ -155,7 +167,7 @@ def run_row(
                 ck = [f"{c}-{ch}" for c, ch in zip(calls["call"][m], calls["channel"][m], strict=True)]
                 if sa:
                     Xc = _zscore(Xc, ck, g, min_files)
-                pc = predict_adapted(model, Xc, list(ck), min_files)  # each call channel adapted
+                pc = predict_adapted(model, Xc, list(ck), min_files, windows=window_rows)  # channels adapted
                 for f, label in ((0, "calls_mono16k"), (1, "calls_stereo8k")):
                     sel = calls["fmt"][m] == f
                     add(label, calls["y"][m][sel], pc[sel], k)
@@ -386,6 +398,17 @@ def main() -> int:
                 variants=variants,
                 **common,
             )
+    if "window_temp" in rows:  # the default with its window temperature (issue 15 round 8)
+        results += run_row(
+            "voice_audio+blend (aug+speed+tel, adapt, window temperature)",
+            clips,
+            calls,
+            lambda: build_models(["blend"], 0, dim)[0],
+            cols=None,
+            variants=TRAIN_VARIANTS["aug"],
+            window_rows=True,
+            **common,
+        )
     if "before" in rows:
         results += run_row(
             "rich_audio+ensemble (clips)",

@@ -124,10 +124,15 @@ def per_row_stats(
     return out
 
 
-def predict_adapted(classifier: Any, Z: np.ndarray, groups: list[str | None], min_rows: int) -> np.ndarray:
+def predict_adapted(
+    classifier: Any, Z: np.ndarray, groups: list[str | None], min_rows: int, windows: bool = False
+) -> np.ndarray:
     """A classifier's 8-class probabilities of normalised rows, each speaker group of at least `min_rows`
-    rows adapted on its rows here (classifiers that do not adapt predict as usual)."""
-    if not getattr(classifier, "adapts", False):
-        return classifier.predict_proba8(Z)  # type: ignore[no-any-return]
-    adapt = per_row_stats(classifier.adaptation_stats, Z, groups, min_rows)
-    return classifier.predict_proba8(Z, adapt=adapt)  # type: ignore[no-any-return]
+    rows adapted on its rows here (classifiers that do not adapt predict as usual). `windows`: the rows
+    are windows of long recordings (the classifier's window temperature, if it has one)."""
+    kw: dict[str, Any] = {}
+    if windows and getattr(classifier, "window_temperature", None) is not None:
+        kw["windows"] = np.ones(len(Z), dtype=bool)
+    if getattr(classifier, "adapts", False):
+        kw["adapt"] = per_row_stats(classifier.adaptation_stats, Z, groups, min_rows)
+    return classifier.predict_proba8(Z, **kw)  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ stored with skops (types checked against the allowlist on load), so an ensemble 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aei_batch.errors import ConfigError
@@ -117,11 +118,21 @@ class WeightedBlend:
     or none, is chosen by the same inner CV, each inner held-out group adapted on its own rows, and the
     temperature is fitted on the adapted scores. At prediction, `adapt` gives each row its group's
     statistics (`adaptation_stats`); without it the blend predicts as it would unadapted.
+
+    `window_rows` (`WindowRows`: windows of generated calls of the training speakers, normalised as
+    scoring would, not training rows) are scored out of fold by the same `calibration_folds` models, each
+    window by the fold models that did not see its speaker, and a second temperature is fitted on them:
+    `window_temperature_`, which `predict_proba(..., windows=mask)` uses for the rows that are windows of
+    a long recording. A 3 s window holds part of a clip, sometimes the ends of two, and the whole-file
+    temperature left the windows over-confident (ECE 0.12-0.13; docs/MODELS.md round 8). With fewer
+    speakers than `calibration_folds`, the windows' folds leave one speaker out each. Without window rows
+    (or with one speaker), windows get the file temperature.
     """
 
     accepts_groups = True
     accepts_calibration_rows = True
     accepts_adapt_groups = True
+    accepts_window_rows = True
 
     def __init__(
         self,
@@ -171,7 +182,13 @@ class WeightedBlend:
         return out
 
     def fit(
-        self, X: Any, y: Any, groups: Any = None, calibration_rows: Any = None, adapt_groups: Any = None
+        self,
+        X: Any,
+        y: Any,
+        groups: Any = None,
+        calibration_rows: Any = None,
+        adapt_groups: Any = None,
+        window_rows: WindowRows | None = None,
     ) -> WeightedBlend:
         import numpy as np
         from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -219,8 +236,28 @@ class WeightedBlend:
         if adapt_groups is not None:  # speaker-adaptive training: per-group adaptation, tau chosen inside
             blend = self._fit_adaptation(X, idx, splits, np.asarray(adapt_groups), blend)
         cal = _calibration_mask(calibration_rows, len(X))
-        if self.calibration_folds and groups is not None and len(np.unique(groups)) >= self.calibration_folds:
-            blend = self._calibration_scores(X, y, idx, np.asarray(groups), cands, counts, adapt_groups, cal)
+        self.window_temperature_: float | None = None
+        n_groups = 0 if groups is None else len(np.unique(groups))
+        windows = None
+        if self.calibration_folds and n_groups >= self.calibration_folds:
+            blend, windows = self._calibration_scores(
+                X,
+                y,
+                idx,
+                np.asarray(groups),
+                cands,
+                counts,
+                adapt_groups,
+                cal,
+                self.calibration_folds,
+                window_rows,
+            )
+        elif window_rows is not None and n_groups >= 2:  # few speakers: the windows leave one speaker out
+            _, windows = self._calibration_scores(
+                X, y, idx, np.asarray(groups), cands, counts, adapt_groups, cal, n_groups, window_rows
+            )
+        if windows is not None:
+            self.window_temperature_ = _fit_temperature(*windows)
         self.temperature_ = _fit_temperature(blend[cal], idx[cal])
         self.members_ = []
         self.weights_ = []
@@ -233,11 +270,23 @@ class WeightedBlend:
         return self
 
     def _calibration_scores(
-        self, X: Any, y: Any, idx: Any, groups: Any, cands: Any, counts: Any, adapt_groups: Any, cal: Any
-    ) -> Any:
+        self,
+        X: Any,
+        y: Any,
+        idx: Any,
+        groups: Any,
+        cands: Any,
+        counts: Any,
+        adapt_groups: Any,
+        cal: Any,
+        folds: int,
+        window_rows: WindowRows | None = None,
+    ) -> tuple[Any, tuple[Any, Any] | None]:
         """Out-of-fold scores of the chosen blend (members, weights, adaptation) on the calibration rows,
-        from `calibration_folds` speaker-grouped folds: models fitted on nearly all the speakers, as the
-        final one is, so the temperature is not fitted on the weaker models of the 3-fold choice."""
+        from `folds` speaker-grouped folds (`calibration_folds`): models fitted on nearly all the speakers,
+        as the final one is, so the temperature is not fitted on the weaker models of the 3-fold choice.
+        With `window_rows`, also (scores, class indices) of the windows, each scored by the fold that held
+        out its speaker (None when no window's label or speaker is known to the fit)."""
         import numpy as np
         from sklearn.model_selection import GroupKFold
 
@@ -245,17 +294,30 @@ class WeightedBlend:
 
         out = np.zeros((len(X), len(self.classes_)))
         w = counts / counts.sum()
-        for tr, te in GroupKFold(self.calibration_folds).split(X, y, groups):
+        win = _usable_windows(window_rows, self.classes_, groups)
+        # window scores: all zeros (and unused) without window rows
+        wX = np.zeros((0, X.shape[1])) if win is None else win.X
+        wg = None if win is None or win.adapt_groups is None else np.asarray(win.adapt_groups)
+        wspk = np.zeros(0) if win is None else win.speakers
+        win_out = np.zeros((len(wX), len(self.classes_)))
+        for tr, te in GroupKFold(folds).split(X, y, groups):
             te = te[cal[te]]
+            wte = np.flatnonzero(np.isin(wspk, np.unique(groups[te])))  # windows of this fold's speakers
             for c in (int(i) for i in np.flatnonzero(counts)):
                 _, family, n = cands[c]
                 est = self._make(family, n or X.shape[1])
                 est.fit(self._cols(X[tr], n), y[tr])
                 out[te] += w[c] * np.log(np.clip(self._proba(est, X[te], n), 1e-12, 1.0))
+                if len(wte):
+                    win_out[wte] += w[c] * np.log(np.clip(self._proba(est, wX[wte], n), 1e-12, 1.0))
             if self.adapt_tau_ is not None:
                 space = AdaptationSpace.fit(X[tr], idx[tr], len(self.classes_))
                 out[te] += group_deltas(space, X[te], np.asarray(adapt_groups)[te], (self.adapt_tau_,))[0]
-        return out
+                if len(wte) and wg is not None:
+                    win_out[wte] += group_deltas(space, wX[wte], wg[wte], (self.adapt_tau_,))[0]
+        if win is None:
+            return out, None
+        return out, (win_out, np.searchsorted(self.classes_, win.y))
 
     def _fit_adaptation(self, X: Any, idx: Any, splits: Any, groups: Any, blend: Any) -> Any:
         """Choose the relevance factor of per-group adaptation (models/adapt.py) by the same inner
@@ -339,11 +401,53 @@ class WeightedBlend:
             z[sel] += space.delta(X[sel], means)
         return z
 
-    def predict_proba(self, X: Any, adapt: Any = None) -> Any:
-        return _softmax(self.decision_function(X, adapt) / self.temperature_)
+    def predict_proba(self, X: Any, adapt: Any = None, windows: Any = None) -> Any:
+        """`windows` (a boolean per row, or None): rows that are windows of a long recording take the
+        window temperature, when the fit had one; the others the file temperature."""
+        import numpy as np
+
+        z = self.decision_function(X, adapt)
+        tw = getattr(self, "window_temperature_", None)  # blends fitted before round 8 have none
+        if windows is None or tw is None:
+            return _softmax(z / self.temperature_)
+        mask = np.asarray(windows, dtype=bool)
+        if mask.shape != (len(z),):
+            raise ValueError(f"windows needs one flag per row ({len(z)}), got shape {mask.shape}")
+        return _softmax(z / np.where(mask, tw, self.temperature_)[:, None])
 
     def predict(self, X: Any, adapt: Any = None) -> Any:
         return self.classes_[self.decision_function(X, adapt).argmax(axis=1)]
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """Windows of generated calls of the training speakers, for the blend's window temperature: features
+    (normalised as scoring would), emotion labels, each window's speaker (as the fit's `groups`) and, for
+    speaker-adaptive fits, its adaptation group (a call channel)."""
+
+    X: Any
+    y: Any
+    speakers: Any
+    adapt_groups: Any = None
+
+
+def _usable_windows(rows: WindowRows | None, classes: Any, groups: Any) -> WindowRows | None:
+    """The windows whose label is one of the fit's classes and whose speaker is one of its groups (the
+    others could not be scored out of fold); None if none is left."""
+    import numpy as np
+
+    if rows is None or not len(rows.y):
+        return None
+    keep = np.isin(np.asarray(rows.y), classes) & np.isin(np.asarray(rows.speakers), np.unique(groups))
+    if not keep.any():
+        return None
+    ag = None if rows.adapt_groups is None else np.asarray(rows.adapt_groups)[keep]
+    return WindowRows(
+        np.asarray(rows.X, dtype=np.float64)[keep],
+        np.asarray(rows.y)[keep],
+        np.asarray(rows.speakers)[keep],
+        ag,
+    )
 
 
 def _calibration_mask(rows: Any, n: int) -> Any:

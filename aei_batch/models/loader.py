@@ -30,22 +30,45 @@ class LoadedModel:
         """Whether the model expects speaker-normalised features (aei_batch/scoring/speaker.py)."""
         return bool(self.card.options.get("speaker_adaptive"))
 
-    def predict_proba8(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba8(self, X: np.ndarray, windows: np.ndarray | None = None) -> np.ndarray:
         """Probabilities from raw features. A speaker-adaptive model, given no speaker statistics here,
-        z-scores with the training data's global statistics (its documented fallback)."""
+        z-scores with the training data's global statistics (its documented fallback). `windows`: as
+        `predict_normalised`."""
         if self.speaker_adaptive:
             from aei_batch.models.stats import GlobalStats
 
             g = GlobalStats.from_json(self.card.options["global_stats"])
             X = ((np.asarray(X, dtype=np.float64) - g.mean) / g.std).astype(np.float32)
-        return self.predict_normalised(X)
+        return self._predict(X, None, windows)
 
-    def predict_normalised(self, X: np.ndarray, adapt: list[np.ndarray | None] | None = None) -> np.ndarray:
+    def predict_normalised(
+        self,
+        X: np.ndarray,
+        adapt: list[np.ndarray | None] | None = None,
+        windows: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Probabilities from features already normalised the way the model was trained; `adapt` gives
-        each row its speaker group's adaptation statistics (`adaptation_stats`) or None."""
-        if adapt is not None and self.adapts:
-            return np.asarray(self.classifier.predict_proba8(X, adapt=adapt), dtype=np.float64)
-        return np.asarray(self.classifier.predict_proba8(X), dtype=np.float64)
+        each row its speaker group's adaptation statistics (`adaptation_stats`) or None; `windows` flags
+        the rows that are windows of a long recording (scored with the model's window temperature, if
+        it has one)."""
+        return self._predict(X, adapt if adapt is not None and self.adapts else None, windows)
+
+    def _predict(
+        self, X: np.ndarray, adapt: list[np.ndarray | None] | None, windows: np.ndarray | None
+    ) -> np.ndarray:
+        kw: dict[str, Any] = {}
+        if adapt is not None:
+            kw["adapt"] = adapt
+        if windows is not None and self.window_temperature is not None:
+            kw["windows"] = windows
+        return np.asarray(self.classifier.predict_proba8(X, **kw), dtype=np.float64)
+
+    @property
+    def window_temperature(self) -> float | None:
+        """The temperature windows of long recordings get, if the model has its own (None: the file
+        temperature, as every model before issue 15 round 8)."""
+        t = getattr(self.classifier, "window_temperature", None)
+        return None if t is None else float(t)
 
     @property
     def adapts(self) -> bool:

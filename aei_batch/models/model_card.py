@@ -284,8 +284,22 @@ def _weaknesses(card: ModelCard) -> list[str]:
                 f"files joined with 1-2 s pauses ({w.get('what')}), scored as `score` does "
                 f"({win.get('window_s')} s windows every {win.get('hop_s')} s{_context(win)}), the top "
                 f"emotion of {_pct(w['share'])} of {w['n_counted']} windows is the emotion of the file "
-                "under the window's centre."
+                "under the window's centre"
+                + ("." if w.get("ece") is None else f"; their calibration error (ECE) is {w['ece']:.3f}.")
             )
+    params = (default.params or {}) if default else {}
+    if win and params.get("window_temperature") is not None:
+        lines.append(
+            f"- Windows get a temperature of their own ({params['window_temperature']:.2f}, against "
+            f"{params.get('temperature', 1.0):.2f} for whole files), fitted on windows of generated calls of "
+            "the training actors: a 3 s window holds part of a clip, and with the files' temperature "
+            "windows were over-confident."
+        )
+    elif win and "temperature" in params:
+        lines.append(
+            "- Windows are scored with the whole files' temperature (no window temperature was fitted): "
+            "expect them to be over-confident."
+        )
     if not win:
         lines.append(
             "- Windows of long recordings (`score` cuts them into 3 s windows) were not measured at training "

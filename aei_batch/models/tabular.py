@@ -70,12 +70,14 @@ class SklearnClassifier:
         groups: np.ndarray | None = None,
         calibration_rows: np.ndarray | None = None,
         adapt_groups: np.ndarray | None = None,
+        window_rows: Any = None,
     ) -> None:
         """Fit; `groups` (the speaker of each row) reaches estimators that select inside their training
         data (`WeightedBlend`), so their inner splits never share a speaker; `calibration_rows` (a mask:
         the original files' rows, not their augmented copies) reaches estimators that fit a temperature;
         `adapt_groups` (speaker-adaptive training: each row's normalisation group) reaches estimators that
-        adapt to each speaker group (models/adapt.py)."""
+        adapt to each speaker group (models/adapt.py); `window_rows` (models/ensemble.py `WindowRows`)
+        reaches estimators that fit a temperature of their own for call windows."""
         kw: dict[str, Any] = {}
         if groups is not None and getattr(self.estimator, "accepts_groups", False):
             kw["groups"] = groups
@@ -83,6 +85,8 @@ class SklearnClassifier:
             kw["calibration_rows"] = calibration_rows
         if adapt_groups is not None and getattr(self.estimator, "accepts_adapt_groups", False):
             kw["adapt_groups"] = adapt_groups
+        if window_rows is not None and getattr(self.estimator, "accepts_window_rows", False):
+            kw["window_rows"] = window_rows
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             self.estimator.fit(X, y, **kw)
@@ -91,12 +95,25 @@ class SklearnClassifier:
     def classes(self) -> np.ndarray:
         return np.asarray(self.estimator.classes_)
 
-    def predict_proba8(self, X: np.ndarray, adapt: list[np.ndarray | None] | None = None) -> np.ndarray:
+    def predict_proba8(
+        self, X: np.ndarray, adapt: list[np.ndarray | None] | None = None, windows: np.ndarray | None = None
+    ) -> np.ndarray:
         """`adapt` (per row: its speaker group's adaptation statistics or None) reaches estimators that
-        adapt to speaker groups; others ignore it."""
+        adapt to speaker groups; others ignore it. `windows` (per row: whether it is a window of a long
+        recording) reaches estimators with a window temperature (`window_temperature`)."""
+        kw: dict[str, Any] = {}
         if adapt is not None and self.adapts:
-            return _expand(self.estimator.predict_proba(X, adapt=adapt), self.classes)
-        return _expand(self.estimator.predict_proba(X), self.classes)
+            kw["adapt"] = adapt
+        if windows is not None and self.window_temperature is not None:
+            kw["windows"] = windows
+        return _expand(self.estimator.predict_proba(X, **kw), self.classes)
+
+    @property
+    def window_temperature(self) -> float | None:
+        """The temperature the estimator gives windows of long recordings, if it has its own (a blend
+        fitted with window rows, since issue 15 round 8); None: windows are scored as whole files."""
+        t = getattr(self.estimator, "window_temperature_", None)
+        return None if t is None else float(t)
 
     @property
     def adapts(self) -> bool:

@@ -95,12 +95,15 @@ class Predictor:
         """Whether the model adapts its class means to each speaker group (models/adapt.py)."""
         return self.adaptive and bool(getattr(self.model, "adapts", False))
 
-    def predict(self, Z: np.ndarray, adapt: list[np.ndarray | None] | None = None) -> np.ndarray:
+    def predict(
+        self, Z: np.ndarray, adapt: list[np.ndarray | None] | None = None, windows: np.ndarray | None = None
+    ) -> np.ndarray:
         """Probabilities of transformed features (a per-file model's raw features go as they are);
-        `adapt`: each row's speaker-group adaptation statistics, or None."""
+        `adapt`: each row's speaker-group adaptation statistics, or None; `windows`: which rows are
+        windows of a long recording (the model's window temperature, if it has one)."""
         if self.adaptive:
-            return self.model.predict_normalised(Z, adapt)  # type: ignore[no-any-return]
-        return self.model.predict_proba8(Z)  # type: ignore[no-any-return]
+            return self.model.predict_normalised(Z, adapt, windows)  # type: ignore[no-any-return]
+        return self.model.predict_proba8(Z, windows)  # type: ignore[no-any-return]
 
     def own_adaptation(self, Z: np.ndarray, groups: list[str | None]) -> list[np.ndarray | None]:
         """Per row: the adaptation statistics of its group from these rows (a recording's windows), for
@@ -263,19 +266,24 @@ class ScoreStage:
         pending = {i for i, p in prepared.items() if p.clip is not None and self.predictor.adaptive}
         parts: list[tuple[int, np.ndarray]] = []
         adapt: list[np.ndarray | None] = []
+        windows: list[np.ndarray] = []  # per row: a window of a long recording, or a whole file
         for i, p in prepared.items():
             if p.windows is not None:
                 z = self.predictor.transform.apply_own_groups(p.windows.X, p.windows.groups)
                 adapt += self.predictor.own_adaptation(z, list(p.windows.groups))
                 parts.append((i, z))
+                windows.append(np.ones(len(z), dtype=bool))
             elif p.clip is not None and i not in pending:
                 parts.append((i, self.predictor.transform.apply(p.clip[None, :], [None])))
                 adapt.append(None)
+                windows.append(np.zeros(1, dtype=bool))
         if not parts:
             return pending
         try:
             proba = self.predictor.predict(
-                np.concatenate([z for _, z in parts]), adapt if self.predictor.adapts else None
+                np.concatenate([z for _, z in parts]),
+                adapt if self.predictor.adapts else None,
+                np.concatenate(windows),
             )
         except Exception as exc:  # noqa: BLE001 - the model failing on a batch: error rows, not a crash
             for i, _ in parts:

@@ -105,7 +105,7 @@ def _augmentation_note(train: LabelledSet) -> dict[str, Any]:
             "crops_s": [2.0, 4.0],
             "speeds": list(SPEEDS),
             "weak_on": "measured in docs/MODELS.md (nested CV, voice_audio v2): 3 s windows of calls "
-            "65 % (67 % at the default settings), telephone copies 4.7 points under full band "
+            "67 % (mono 16 kHz) and 66 % (stereo 8 kHz), telephone copies 4.7 points under full band "
             "(speaker-adaptive); a -65 dBFS noise "
             "floor under studio clips costs 8 (speaker-adaptive) to 14 (per file) points; acted RAVDESS "
             "speech only",

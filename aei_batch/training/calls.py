@@ -98,7 +98,12 @@ def window_agreement(
     `truth`: (file name, channel) -> spans. Windows centred outside every span are counted apart
     (`n_excluded`); files without truth are ignored.
     """
+    from aei_batch.records import EMOTIONS, PROB_COLUMNS
+    from aei_batch.training.metrics import expected_calibration_error
+
     n = hit = excluded = 0
+    probs: list[list[float]] = []
+    labels: list[int] = []
     for s in segments:
         spans = truth.get((str(s["uri"]).rstrip("/").rsplit("/", 1)[-1], int(s.get("channel") or 0)))
         if spans is None:
@@ -109,11 +114,16 @@ def window_agreement(
             continue
         n += 1
         hit += under == s["top_emotion"]
+        if all(s.get(c) is not None for c in PROB_COLUMNS):
+            probs.append([float(s[c]) for c in PROB_COLUMNS])
+            labels.append(EMOTIONS.index(under))
     return {
         "n_windows": n + excluded,
         "n_counted": n,
         "n_excluded": excluded,
         "share": hit / n if n else float("nan"),
+        # calibration of the counted windows' probabilities (None without probability columns)
+        "ece": expected_calibration_error(np.asarray(probs), np.asarray(labels)) if probs else None,
     }
 
 
@@ -182,6 +192,52 @@ def write_calls(
         sf.write(folder / name, np.stack([telephone_8k(ch, CALL_RATE) for ch in audio], axis=1), TEL_SR)
         truth.update({(name, c): s for c, s in spans.items()})
     return truth
+
+
+def speaker_of(name: str, channel: int) -> int:
+    """The actor on a channel of a call `write_calls` named: `mono16k-AA.wav` holds AA, `stereo8k-AA-BB.wav`
+    AA on channel 0 and BB on channel 1."""
+    actors = Path(name).stem.split("-")[1:]
+    return int(actors[min(channel, len(actors) - 1)])
+
+
+def call_windows(
+    data: Any, feature_set: str, *, seed: int = 0, clips_per_call: int = 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Labelled windows of generated calls of the actors of `data` (`write_calls`), featurised as `score`
+    featurises a long recording (`--segments on --per-channel`, the default window settings): each window
+    whose centre lies in a clip's speech, with that clip's emotion (an index into EMOTIONS), its actor and
+    its call channel (the speaker group scoring normalises it with). Training fits the window temperature
+    on them (models/ensemble.py `WindowRows`). Returns (X, y, actors, channel groups)."""
+    import tempfile
+
+    from aei_batch.records import EMOTIONS
+    from aei_batch.scoring.windows import SegmentConfig, apply_vad, featurise_file
+
+    cfg = SegmentConfig(mode="on", per_channel=True)
+    X: list[np.ndarray] = []
+    y: list[int] = []
+    actors: list[int] = []
+    groups: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="aei-train-calls-") as tmp:
+        truth = write_calls(Path(tmp), data, clips_per_call=clips_per_call, seed=seed)
+        for name in sorted({n for n, _ in truth}):
+            fw = featurise_file(str(Path(tmp) / name), name, feature_set, cfg.as_dict(), None)
+            for w in apply_vad(fw, cfg):
+                under = label_at(truth.get((name, w.channel), []), (w.start + w.end) / 2 / fw.sr)
+                if under is None or w.vec is None:
+                    continue
+                X.append(w.vec)
+                y.append(EMOTIONS.index(under))
+                actors.append(speaker_of(name, w.channel))
+                groups.append(f"{name}/ch{w.channel}")
+    dim = len(X[0]) if X else 0
+    return (
+        np.asarray(X, dtype=np.float32).reshape(len(X), dim),
+        np.asarray(y, dtype=np.int64),
+        np.asarray(actors, dtype=np.int64),
+        groups,
+    )
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,8 @@ def conditions_table(reports: dict[str, dict[str, Any]]) -> Any:
             if w:
                 share = "n/a" if w["n_counted"] == 0 else f"{w['share']:.3f}"
                 note = f"{w['calls']} calls; {w['n_excluded']} windows centred in pauses left out"
-                rows.append((name, f"windows: {w['label']} calls", str(w["n_counted"]), share, "", "", note))
+                ece = "" if w.get("ece") is None else f"{w['ece']:.3f}"
+                rows.append((name, f"windows: {w['label']} calls", str(w["n_counted"]), share, "", ece, note))
     if not rows:
         return None
     t = Table(

@@ -130,9 +130,10 @@ def run_train(opts: TrainOptions) -> ModelCard:
     out.mkdir(parents=True, exist_ok=True)
     artifacts: dict[str, ArtifactInfo] = {}
     adapt_groups = group_keys(train) if sa_options.get("speaker_adaptive") else None
+    window_rows = _window_rows(opts, models, train, sa_options)
     for model in models:
         t1 = time.perf_counter()
-        fit_model(model, train, adapt_groups)
+        fit_model(model, train, adapt_groups, window_rows)
         path = out / f"{model.name}{model.suffix}"
         model.save(path)
         heldout = _heldout_report(model, test, opts.min_speaker_files) if test else {}
@@ -161,6 +162,42 @@ def run_train(opts: TrainOptions) -> ModelCard:
     return card
 
 
+def _window_rows(
+    opts: TrainOptions, models: list[Any], train: LabelledSet, sa_options: dict[str, Any]
+) -> Any:
+    """Windows of generated calls of the training actors (training/calls.py `call_windows`), normalised as
+    scoring normalises a call channel, for the models that fit a window temperature (the default blend);
+    None when no model would use them (`--no-window-temperature`, another model, or a single training
+    actor: the windows are scored by models that did not hear their speaker)."""
+    from aei_batch.models.ensemble import WindowRows
+
+    wanted = any(getattr(getattr(m, "estimator", None), "accepts_window_rows", False) for m in models)
+    if not opts.window_temperature or not wanted or len(np.unique(train.actors)) < 2:
+        return None
+    from aei_batch.training.calls import call_windows
+
+    t0 = time.perf_counter()
+    X, y, actors, groups = call_windows(train.originals(), opts.feature_set, seed=opts.seed)
+    if not len(y):
+        log.warning("no labelled call windows: windows keep the file temperature")
+        return None
+    if sa_options.get("speaker_adaptive"):
+        from aei_batch.scoring.speaker import GlobalStats, SpeakerTransform
+
+        g = GlobalStats.from_json(sa_options["global_stats"])
+        X = SpeakerTransform(True, g, opts.min_speaker_files).apply_own_groups(X, groups)
+        adapt_groups: Any = np.asarray(groups)
+    else:
+        adapt_groups = None
+    log.info(
+        "%d windows of %d generated calls of the training actors featurised in %.1fs (window temperature)",
+        len(y),
+        len({g.split("/")[0] for g in groups}),
+        time.perf_counter() - t0,
+    )
+    return WindowRows(X, y, actors, adapt_groups)
+
+
 def _fit_params(model: Any, seconds: float) -> dict[str, Any]:
     """What the card records of a fit: its time and, for a blend, what its inner CV chose."""
     out: dict[str, Any] = {"fit_seconds": round(seconds, 2)}
@@ -168,6 +205,8 @@ def _fit_params(model: Any, seconds: float) -> dict[str, Any]:
     if est is not None and hasattr(est, "members_"):
         out["members"] = [name for name, _, _ in est.members_]
         out["temperature"] = round(float(est.temperature_), 4)
+        tw = getattr(est, "window_temperature_", None)
+        out["window_temperature"] = None if tw is None else round(float(tw), 4)
         out["adapt_tau"] = getattr(est, "adapt_tau_", None)
     return out
 

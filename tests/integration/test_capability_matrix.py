@@ -320,3 +320,62 @@ def test_the_cards_feature_set_version_reaches_every_runner(
     other = load_model(str(voice_v1_per_file_model)).feature_set.extract(y, ANALYSIS_SR)
     gap = np.abs(model.predict_proba8(other[None])[0] - expected).max()
     assert gap > 1e-4, gap  # v1's features would have given other probabilities: the check above can fail
+
+
+def test_the_window_temperature_reaches_every_runner(
+    inputs: Path, default_model: Path, ray_local: Any, tmp_path: Path
+) -> None:
+    """The default model's windows take its window temperature (fitted by `train` on windows of generated
+    calls of the training actors, docs/MODELS.md round 8) on every runner; whole files keep the file
+    temperature. Before round 8 every window was scored with the whole files' temperature. The synthetic
+    default is saturated (both temperatures fitted on separable tones), so a copy of it gets a window
+    temperature far from the file one: its windows must then be exactly what the model gives windows."""
+    import json
+    import shutil
+
+    from aei_batch.models.card import sha256_file
+    from aei_batch.models.loader import load_model
+    from aei_batch.models.tabular import SklearnClassifier
+    from aei_batch.scoring.speaker import GlobalStats, SpeakerTransform
+    from aei_batch.scoring.windows import apply_vad, featurise_file
+
+    card = json.loads((default_model / "card.json").read_text())
+    name = card["default_model"]
+    params = card["models"][name]["params"]
+    assert params["window_temperature"] is not None and params["window_temperature"] > 0  # the default path
+    model = tmp_path / "model"
+    shutil.copytree(default_model, model)
+    art = model / card["models"][name]["file"]
+    clf = SklearnClassifier.load(name, art)
+    clf.estimator.window_temperature_ = 100 * clf.estimator.temperature_
+    clf.save(art)
+    card["models"][name]["sha256"] = sha256_file(art)
+    (model / "card.json").write_text(json.dumps(card))
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / MONO).write_bytes((inputs / MONO).read_bytes())
+    clip = next(p for p in sorted(inputs.iterdir()) if p.suffix == ".wav" and p.name not in CALLS)
+    (src / clip.name).write_bytes(clip.read_bytes())
+    # what the model gives this call's windows, in this process
+    loaded = load_model(str(model))
+    cfg = SegmentConfig(mode="auto")
+    kept = apply_vad(featurise_file(str(src / MONO), MONO, loaded.feature_set.id, cfg.as_dict(), None), cfg)
+    groups = ["file"] * len(kept)
+    min_files = int(loaded.card.options["min_speaker_files"])
+    g = GlobalStats.from_json(loaded.card.options["global_stats"])
+    Z = SpeakerTransform(True, g, min_files).apply_own_groups(np.stack([w.vec for w in kept]), groups)
+    adapt = loaded.adaptation_of(Z, groups, min_files)
+    as_windows = loaded.predict_normalised(Z, adapt, np.ones(len(Z), dtype=bool))
+    as_files = loaded.predict_normalised(Z, adapt)
+    assert np.abs(as_windows - as_files).max() > 1e-3
+    _, before, _ = _score(src, default_model, tmp_path / "before", "local")
+    for runner in RUNNERS:
+        _, rows, segs = _score(src, model, tmp_path / runner, runner)
+        assert rows[MONO][COL.status] == "ok" and segs.num_rows == len(kept), runner
+        order = np.argsort(segs[SEG.start_s].to_numpy())
+        probs = np.array([segs[c].to_numpy() for c in PROB_COLUMNS]).T[order]
+        np.testing.assert_allclose(probs, as_windows, atol=1e-6, err_msg=runner)
+        # a whole file: the file temperature, as the model without its own window temperature gives it
+        for c in PROB_COLUMNS:
+            assert rows[clip.name][c] == pytest.approx(before[clip.name][c], abs=1e-9), (runner, c)

@@ -89,8 +89,8 @@ class _Model:
 
     adapts = property(lambda self: self.clf.adapts)
 
-    def predict_normalised(self, Z, adapt=None):
-        return self.clf.predict_proba8(Z, adapt=adapt) if adapt is not None else self.clf.predict_proba8(Z)
+    def predict_normalised(self, Z, adapt=None, windows=None):
+        return self.clf.predict_proba8(Z, adapt=adapt, windows=windows)
 
     def adaptation_stats(self, Z):
         return self.clf.adaptation_stats(Z)

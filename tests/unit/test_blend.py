@@ -159,3 +159,68 @@ def test_calibration_rows_reach_the_blend_through_the_classifier_and_are_checked
     assert clf.estimator.temperature_ > 0
     with pytest.raises(ValueError, match="one flag per row"):
         WeightedBlend(candidates=(("lda", "lda", 0),)).fit(X, y, groups=g, calibration_rows=[True])
+
+
+def _windows(X, y, g, rng, scale=2.5):
+    """Windows of the speakers' recordings: the same classes, blurred (a window holds part of a clip)."""
+    return X + rng.normal(scale=scale, size=X.shape), y, g
+
+
+def test_window_temperature_is_fitted_out_of_fold_on_the_window_rows():
+    """Window rows (not training rows) get their own temperature, fitted on the calibration folds' scores
+    of each window by models that never saw its speaker: blurred windows need a softer one than the
+    files, and it lands near the one that is best for unseen speakers' windows."""
+    from aei_batch.models.ensemble import WindowRows, _fit_temperature
+
+    X, y, g = _data(4, n_spk=12, per=24)
+    rng = np.random.default_rng(11)
+    train, test = g < 9, g >= 9
+    Xw, yw, gw = _windows(X, y, g, rng)
+    cands = (("lda", "lda", 0),)
+    plain = WeightedBlend(candidates=cands).fit(X[train], y[train], groups=g[train])
+    m = WeightedBlend(candidates=cands).fit(
+        X[train], y[train], groups=g[train], window_rows=WindowRows(Xw[train], yw[train], gw[train])
+    )
+    assert plain.window_temperature_ is None
+    assert m.temperature_ == pytest.approx(plain.temperature_)  # the files' temperature does not move
+    np.testing.assert_array_equal(m.predict(X[test]), plain.predict(X[test]))  # nor the decisions
+    assert m.window_temperature_ > 1.2 * m.temperature_
+    best = _fit_temperature(m.decision_function(Xw[test]), np.searchsorted(m.classes_, yw[test]))
+    assert abs(np.log(m.window_temperature_ / best)) < abs(np.log(m.temperature_ / best))
+    # rows flagged as windows take the window temperature, the others the file one
+    flags = np.arange(test.sum()) % 2 == 0
+    p = m.predict_proba(X[test], windows=flags)
+    np.testing.assert_allclose(p[~flags], m.predict_proba(X[test])[~flags])
+    assert (p[flags].max(1) < m.predict_proba(X[test])[flags].max(1)).all()
+    np.testing.assert_array_equal(p.argmax(1), m.predict_proba(X[test]).argmax(1))
+    with pytest.raises(ValueError, match="one flag per row"):
+        m.predict_proba(X[test], windows=[True])
+
+
+def test_window_rows_of_unknown_speakers_leave_no_window_temperature_and_few_speakers_leave_one_out(tmp_path):
+    from aei_batch.models.ensemble import WindowRows
+
+    X, y, g = _data(8, n_spk=8, per=16)
+    rng = np.random.default_rng(2)
+    Xw, yw, gw = _windows(X, y, g, rng)
+    cands = (("lda", "lda", 0),)
+    strangers = WindowRows(Xw, yw, gw + 100)  # speakers the fit has never heard of: no out-of-fold score
+    assert (
+        WeightedBlend(candidates=cands).fit(X, y, groups=g, window_rows=strangers).window_temperature_ is None
+    )
+    few = WeightedBlend(candidates=cands).fit(
+        X[g < 6], y[g < 6], groups=g[g < 6], window_rows=WindowRows(Xw[g < 6], yw[g < 6], gw[g < 6])
+    )
+    plain = WeightedBlend(candidates=cands).fit(X[g < 6], y[g < 6], groups=g[g < 6])
+    assert few.temperature_ == pytest.approx(plain.temperature_)  # 6 speakers: the inner folds' temperature
+    assert few.window_temperature_ > few.temperature_  # and the windows' own, one speaker left out at a time
+    # through the classifier and skops: the window temperature survives a save and load
+    clf = build_models(["blend"], 0, X.shape[1])[0]
+    clf.fit(X, y, groups=g, window_rows=WindowRows(Xw, yw, gw))
+    assert clf.window_temperature is not None and clf.window_temperature > 0
+    clf.save(tmp_path / "blend.skops")
+    loaded = SklearnClassifier.load("blend", tmp_path / "blend.skops")
+    assert loaded.window_temperature == pytest.approx(clf.window_temperature)
+    flags = np.ones(len(X), dtype=bool)
+    np.testing.assert_allclose(loaded.predict_proba8(X, windows=flags), clf.predict_proba8(X, windows=flags))
+    assert not np.allclose(loaded.predict_proba8(X, windows=flags), loaded.predict_proba8(X))

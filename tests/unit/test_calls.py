@@ -1,6 +1,7 @@
 """Generated calls for `evaluate`: where each clip's speech lies, and which windows count."""
 
 import numpy as np
+import pytest
 
 from aei_batch.training.calls import Span, build_call, label_at, speech_span, turns, window_agreement
 
@@ -95,8 +96,35 @@ def test_window_agreement_counts_windows_centred_in_speech_on_their_own_channel(
         {"uri": "/x/other.wav", "channel": 0, "start_s": 0.0, "end_s": 3.0, "top_emotion": "sad"},  # no truth
     ]
     res = window_agreement(seg, truth)
-    assert res == {"n_windows": 5, "n_counted": 3, "n_excluded": 2, "share": 2 / 3}
+    assert res == {"n_windows": 5, "n_counted": 3, "n_excluded": 2, "share": 2 / 3, "ece": None}
     assert label_at(truth[("call.wav", 0)], 3.0) is None  # spans are half-open
     mixed = [{**seg[0], "channel": None}]  # a mixed-down file's segments have no channel: channel 0
     assert window_agreement(mixed, truth)["n_counted"] == 1
     assert np.isnan(window_agreement([], truth)["share"])
+
+
+def test_window_agreement_measures_the_counted_windows_calibration():
+    """With the segments' probability columns, the report gives the counted windows' ECE: windows sure
+    of a wrong emotion are badly calibrated, the pause's window is not counted."""
+    from aei_batch.records import EMOTIONS, PROB_COLUMNS
+
+    truth = {("call.wav", 0): [Span("happy", 1.0, 3.0), Span("sad", 5.0, 7.0)]}
+
+    def seg(start, top, conf):
+        p = np.full(8, (1 - conf) / 7)
+        p[EMOTIONS.index(top)] = conf
+        return {
+            "uri": "call.wav",
+            "channel": 0,
+            "start_s": start,
+            "end_s": start + 3.0,
+            "top_emotion": top,
+            **dict(zip(PROB_COLUMNS, p.tolist(), strict=True)),
+        }
+
+    sure = [seg(0.5, "happy", 0.9), seg(4.5, "happy", 0.9), seg(2.5, "angry", 0.99)]  # hit, miss, pause
+    res = window_agreement(sure, truth)
+    assert res["n_counted"] == 2 and res["share"] == 0.5
+    assert res["ece"] == pytest.approx(0.4)  # confidence 0.9, accuracy 0.5
+    honest = [seg(0.5, "happy", 0.5), seg(4.5, "happy", 0.5)]
+    assert window_agreement(honest, truth)["ece"] == pytest.approx(0.0)
